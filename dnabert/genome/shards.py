@@ -1,0 +1,209 @@
+"""Genome shards: one memory-mappable uint8 code array per contig, an index of contigs and N runs, metadata.
+
+Layout of a shard directory::
+
+    metadata.json      format, source checksum, contig lengths (written last: its presence means complete)
+    index.json         contigs in file order: name, length, array file, runs of N/IUPAC codes
+    contigs/000000.bin nucleotide codes (A,T,C,G = 0..3, ambiguous = 4), one byte per base
+
+A directory is built under a temporary name and renamed into place, so an interrupted run never leaves
+anything that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from dnabert.errors import DnabertError
+from dnabert.genome.readers import Contig, read_genome
+from dnabert.tokenization import AMBIGUOUS
+
+FORMAT = "dnabert-genome-shards"
+VERSION = 1
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON under a temporary name, then rename it into place."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(payload, indent=1) + "\n")
+    os.replace(temporary, path)
+
+
+class _AmbiguousRuns:
+    """Collects [start, end) runs of ambiguous codes across streamed chunks."""
+
+    def __init__(self) -> None:
+        self.runs: list[list[int]] = []
+        self.offset = 0
+
+    def add(self, codes: np.ndarray) -> None:
+        ambiguous = np.concatenate([[False], codes == AMBIGUOUS, [False]])
+        edges = np.flatnonzero(np.diff(ambiguous.astype(np.int8)))
+        for start, end in zip(edges[::2] + self.offset, edges[1::2] + self.offset):
+            if self.runs and self.runs[-1][1] == start:
+                self.runs[-1][1] = int(end)
+            else:
+                self.runs.append([int(start), int(end)])
+        self.offset += codes.size
+
+
+def prepare_genome(source: Path, out: Path, progress: bool = True) -> Path:
+    """Turn a FASTA/FASTA.gz/2bit genome into a shard directory; a no-op when `out` is already up to date."""
+    source, out = Path(source), Path(out)
+    if not source.exists():
+        raise DnabertError(f"{source}: file not found; give a FASTA (.fa, .fa.gz) or .2bit genome")
+    checksum = file_sha256(source)
+    if (out / "metadata.json").exists():
+        if GenomeShards(out).metadata.get("source_sha256") == checksum:
+            return out
+    elif out.exists() and any(out.iterdir()):
+        raise DnabertError(f"{out}: exists and is not a dnabert shard directory; choose an empty or new --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    work = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        _write_shards(source, work, checksum, progress)
+        _replace_directory(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _write_shards(source: Path, work: Path, checksum: str, progress: bool) -> None:
+    (work / "contigs").mkdir(parents=True)
+    contigs: list[dict] = []
+    handle = runs = None
+    bar = tqdm(total=source.stat().st_size, unit="B", unit_scale=True, desc=f"prepare {source.name}",
+               disable=not progress)
+
+    def finish() -> None:
+        if handle is not None:
+            handle.close()
+            contigs[-1].update(length=runs.offset, ambiguous_runs=runs.runs)
+
+    def tick(position: int) -> None:
+        bar.update(position - bar.n)
+
+    with bar:
+        for event in read_genome(source, tick):
+            if isinstance(event, Contig):
+                finish()
+                file = f"contigs/{len(contigs):06d}.bin"
+                contigs.append({"name": event.name, "file": file})
+                handle, runs = open(work / file, "wb"), _AmbiguousRuns()
+            else:
+                handle.write(event.tobytes())
+                runs.add(event)
+        finish()
+    lengths = {c["name"]: c["length"] for c in contigs}
+    write_json_atomic(work / "index.json", {"contigs": contigs})
+    write_json_atomic(work / "metadata.json", {
+        "format": FORMAT,
+        "version": VERSION,
+        "source": source.name,
+        "source_sha256": checksum,
+        "source_bytes": source.stat().st_size,
+        "total_length": sum(lengths.values()),
+        "contig_lengths": lengths,
+    })
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    """Move a finished directory into place, replacing an older version of it."""
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+@dataclass(frozen=True)
+class ContigInfo:
+    """One contig of a shard directory."""
+
+    name: str
+    length: int
+    file: str
+    ambiguous_runs: list[list[int]]
+
+
+class GenomeShards:
+    """Read-only view of a shard directory; contig arrays are memory-mapped on first use."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        metadata_file = self.directory / "metadata.json"
+        if not metadata_file.exists():
+            raise DnabertError(
+                f"{self.directory}: not a complete genome shard directory (no metadata.json); "
+                "run `dnabert prepare-genome GENOME --out DIR` again"
+            )
+        self.metadata = json.loads(metadata_file.read_text())
+        if self.metadata.get("format") != FORMAT or self.metadata.get("version") != VERSION:
+            raise DnabertError(f"{metadata_file}: not a dnabert genome shard directory of version {VERSION}")
+        self._arrays: dict[int, np.ndarray] = {}
+
+    @cached_property
+    def contigs(self) -> list[ContigInfo]:
+        """Contigs in file order."""
+        index = json.loads((self.directory / "index.json").read_text())
+        return [ContigInfo(**entry) for entry in index["contigs"]]
+
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        """Contig lengths (int64) in file order."""
+        return np.array([c.length for c in self.contigs], dtype=np.int64)
+
+    def index_of(self, name: str) -> int:
+        """Position of a contig by name."""
+        for i, contig in enumerate(self.contigs):
+            if contig.name == name:
+                return i
+        raise DnabertError(f"{self.directory}: no contig named '{name}'")
+
+    def codes(self, contig: int) -> np.ndarray:
+        """Memory-mapped nucleotide codes of one contig."""
+        array = self._arrays.get(contig)
+        if array is None:
+            info = self.contigs[contig]
+            array = np.memmap(self.directory / info.file, dtype=np.uint8, mode="r", shape=(info.length,))
+            self._arrays[contig] = array
+        return array
+
+    def __getstate__(self) -> dict:
+        return {"directory": self.directory, "metadata": self.metadata, "_arrays": {}}
+
+
+def open_genome(path: str | Path, cache_dir: str | Path, progress: bool = True) -> GenomeShards:
+    """Open a shard directory, or prepare a genome file into `cache_dir` (once) and open that."""
+    path = Path(path)
+    if path.is_dir():
+        return GenomeShards(path)
+    if not path.exists():
+        raise DnabertError(
+            f"{path}: genome not found; give a FASTA (.fa/.fa.gz), a .2bit file or a directory "
+            "made by `dnabert prepare-genome`"
+        )
+    target = Path(cache_dir) / f"{path.name}-{file_sha256(path)[:12]}"
+    return GenomeShards(prepare_genome(path, target, progress))

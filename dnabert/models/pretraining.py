@@ -1,0 +1,121 @@
+"""Masked-k-mer pretraining of a `transformers` BertForMaskedLM (DNABERT's objective)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric, Metric
+from transformers import BertConfig, BertForMaskedLM
+
+from dnabert.data.masking import IGNORE_INDEX, SpanMasking
+from dnabert.errors import DnabertError
+from dnabert.tokenization import vocab_size
+
+
+class KmerFrequencyBaseline(Metric):
+    """Accuracy of always predicting the most frequent masked k-mer (a no-context baseline)."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.add_state("counts", default=torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, labels: torch.Tensor) -> None:
+        self.counts += torch.bincount(labels, minlength=self.counts.numel())
+
+    def compute(self) -> torch.Tensor:
+        return self.counts.max() / self.counts.sum().clamp(min=1)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on weights, none on biases and LayerNorm parameters."""
+    no_decay = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
+    decay, plain = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (plain if name.endswith("bias") or id(parameter) in no_decay else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+class MaskedKmerModule(L.LightningModule):
+    """BertForMaskedLM trained with DNABERT's span masking; logs loss, masked-token accuracy, perplexity."""
+
+    def __init__(
+        self,
+        config: BertConfig,
+        masking: SpanMasking,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        attn_implementation: str = "sdpa",
+    ):
+        super().__init__()
+        k = getattr(config, "k", None)
+        if k is None or config.vocab_size != vocab_size(k):
+            raise DnabertError(f"model: vocab_size={config.vocab_size} does not fit k={k} (expected 4**k + 5)")
+        self.config = config
+        self.model = BertForMaskedLM._from_config(config, attn_implementation=attn_implementation)
+        self.masking = masking
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.val_loss = MeanMetric()
+        self.val_accuracy = MeanMetric()
+        self.val_baseline = KmerFrequencyBaseline(config.vocab_size)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        max_tokens = getattr(datamodule, "max_tokens", None)
+        if max_tokens is not None and max_tokens > self.config.max_position_embeddings:
+            raise DnabertError(
+                f"data.max_tokens={max_tokens} exceeds the model's max_position_embeddings="
+                f"{self.config.max_position_embeddings}; lower data.max_tokens"
+            )
+        if getattr(datamodule, "k", self.config.k) != self.config.k:
+            raise DnabertError(f"data.k={datamodule.k} does not match the model's k={self.config.k}")
+
+    def masked_predictions(self, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits at the masked positions of a batch, and the true k-mer ids there."""
+        inputs, labels = self.masking(batch["input_ids"], batch["noise"], step)
+        hidden = self.model.bert(input_ids=inputs, attention_mask=batch["attention_mask"]).last_hidden_state
+        selected = labels != IGNORE_INDEX
+        return self.model.cls(hidden[selected]), labels[selected]
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits, targets = self.masked_predictions(batch, self.global_step)
+        loss = F.cross_entropy(logits.float(), targets)
+        size = len(batch["input_ids"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/accuracy", (logits.argmax(-1) == targets).float().mean(), batch_size=size)
+        self.log("train/mask_rate", float(self.masking.rate_at(self.global_step)), batch_size=size)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits, targets = self.masked_predictions(batch, self.global_step)
+        loss = F.cross_entropy(logits.float(), targets, reduction="none")
+        self.val_loss.update(loss)
+        self.val_accuracy.update((logits.argmax(-1) == targets).float())
+        self.val_baseline.update(targets)
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self.val_loss.compute()
+        self.log_dict({
+            "val/loss": loss,
+            "val/perplexity": loss.exp(),
+            "val/accuracy": self.val_accuracy.compute(),
+            "val/kmer_frequency_baseline": self.val_baseline.compute(),
+        }, prog_bar=True, sync_dist=False)
+        for metric in (self.val_loss, self.val_accuracy, self.val_baseline):
+            metric.reset()
+
+    def configure_optimizers(self) -> dict:
+        defaults = getattr(self.optimizer_factory, "keywords", {})
+        optimizer = self.optimizer_factory(parameter_groups(self.model, defaults.get("weight_decay", 0.0)))
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["bert_config"] = self.config.to_dict()

@@ -1,0 +1,45 @@
+"""Train a DNABERT model: `python train.py [model=..] [task=..] [data=..] [trainer=..] [key=value ...]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from dnabert.config import register_resolvers
+from dnabert.errors import report_errors
+
+register_resolvers()
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Instantiate data, module, callbacks, loggers and trainer from the config; fit; return the optimised metric."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.task)
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        output = Path(cfg.paths.output_dir)
+        (output / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        OmegaConf.save(cfg, output / "config.yaml", resolve=True)
+    return metrics.get(cfg.optimized_metric)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; user errors end as one `dnabert: ...` line."""
+    return report_errors(lambda: train(cfg))
+
+
+if __name__ == "__main__":
+    main()
