@@ -109,6 +109,11 @@ class GenomeDataModule(L.LightningDataModule):
             raise DnabertError("data.batch_size, data.val_windows and data.batches_per_epoch must be positive")
         if max_tokens < min_kmers + 2:
             raise DnabertError(f"data.max_tokens={max_tokens} must exceed data.min_kmers + 2 special tokens")
+        if not Path(genome).exists():
+            raise DnabertError(
+                f"data.genome={genome}: not found; give a FASTA (.fa/.fa.gz), a .2bit file or a directory "
+                "made by `dnabert prepare-genome`"
+            )
         self.genome = genome
         self.cache_dir = cache_dir
         self.k = k
