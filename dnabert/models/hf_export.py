@@ -6,7 +6,6 @@ import os
 import shutil
 from pathlib import Path
 
-from lightning.pytorch.callbacks import ModelCheckpoint
 from transformers import PreTrainedModel
 
 from dnabert.tokenization import DNAKmerTokenizer, k_from_vocab_size
@@ -37,20 +36,3 @@ def hf_directory_of(checkpoint_path: str | Path) -> Path:
     """The HF directory that accompanies a Lightning checkpoint file (`x.ckpt` -> `x.hf/`)."""
     path = Path(checkpoint_path)
     return path.with_name(path.name.removesuffix(".ckpt") + ".hf")
-
-
-class HFModelCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that also writes (and prunes) a plain HF directory beside every `.ckpt` file.
-
-    The LightningModule must expose its `transformers` model as `.model`.
-    """
-
-    def _save_checkpoint(self, trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
-        if trainer.is_global_zero:
-            save_hf_directory(trainer.lightning_module.model, hf_directory_of(filepath))
-
-    def _remove_checkpoint(self, trainer, filepath: str) -> None:
-        super()._remove_checkpoint(trainer, filepath)
-        if trainer.is_global_zero:
-            shutil.rmtree(hf_directory_of(filepath), ignore_errors=True)

@@ -1,0 +1,44 @@
+"""Lightning callbacks: HF directories beside checkpoints, and per-step noise seeding for exact resume."""
+
+from __future__ import annotations
+
+import shutil
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from dnabert.models.hf_export import hf_directory_of, save_hf_directory
+
+
+class HFModelCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that also writes (and prunes) a plain HF directory beside every `.ckpt` file.
+
+    The LightningModule must expose its `transformers` model as `.model`.
+    """
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        if trainer.is_global_zero:
+            save_hf_directory(trainer.lightning_module.model, hf_directory_of(filepath))
+
+    def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._remove_checkpoint(trainer, filepath)
+        if trainer.is_global_zero:
+            shutil.rmtree(hf_directory_of(filepath), ignore_errors=True)
+
+
+class StepSeed(Callback):
+    """Seed torch before every training micro-batch from (seed, micro-batch, rank).
+
+    Dropout noise then depends only on where training is, so a run resumed from a checkpoint continues
+    exactly as an uninterrupted one would, and data-parallel ranks draw different noise.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        accumulate = trainer.accumulate_grad_batches
+        micro_batch = trainer.global_step * accumulate + batch_idx % accumulate
+        torch.manual_seed(hash((self.seed, micro_batch, trainer.global_rank)) % 2**63)
