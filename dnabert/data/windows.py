@@ -119,7 +119,7 @@ class WindowSampler:
             start, end = int(self.regions.start[region]), int(self.regions.end[region])
             length = min(n_kmers + self.k - 1, end - start)
             offset = start + int(rng.integers(0, end - start - length + 1))
-            codes = np.array(self.shards.codes(int(self.regions.contig[region]))[offset : offset + length])
+            codes = self.shards.fetch(int(self.regions.contig[region]), offset, offset + length)
             if np.count_nonzero(codes == AMBIGUOUS) <= self.max_ambiguous_fraction * length:
                 break
         else:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,8 @@ from dnabert.errors import DnabertError
 from dnabert.genome.readers import Contig, read_genome
 from dnabert.tokenization import AMBIGUOUS
 
+OPEN_FILES = 64
+"""Contig files kept open at once by `GenomeShards.fetch`."""
 FORMAT = "dnabert-genome-shards"
 VERSION = 1
 
@@ -163,6 +166,7 @@ class GenomeShards:
         if self.metadata.get("format") != FORMAT or self.metadata.get("version") != VERSION:
             raise DnabertError(f"{metadata_file}: not a dnabert genome shard directory of version {VERSION}")
         self._arrays: dict[int, np.ndarray] = {}
+        self._descriptors: OrderedDict[int, int] = OrderedDict()
 
     @cached_property
     def contigs(self) -> list[ContigInfo]:
@@ -191,8 +195,25 @@ class GenomeShards:
             self._arrays[contig] = array
         return array
 
+    def fetch(self, contig: int, start: int, end: int) -> np.ndarray:
+        """Codes of `contig[start:end]`, read with pread so memory stays flat however much is sampled.
+
+        (Slicing the memmap instead maps the surrounding page-cache pages too: RSS then grows to the genome size.)
+        """
+        descriptor = self._descriptors.pop(contig, None)
+        if descriptor is None:
+            descriptor = os.open(self.directory / self.contigs[contig].file, os.O_RDONLY)
+            if len(self._descriptors) >= OPEN_FILES:
+                os.close(self._descriptors.popitem(last=False)[1])
+        self._descriptors[contig] = descriptor
+        return np.frombuffer(os.pread(descriptor, end - start, start), dtype=np.uint8)
+
     def __getstate__(self) -> dict:
-        return {"directory": self.directory, "metadata": self.metadata, "_arrays": {}}
+        return {"directory": self.directory, "metadata": self.metadata, "_arrays": {}, "_descriptors": OrderedDict()}
+
+    def __del__(self) -> None:
+        for descriptor in getattr(self, "_descriptors", {}).values():
+            os.close(descriptor)
 
 
 def open_genome(path: str | Path, cache_dir: str | Path, progress: bool = True) -> GenomeShards:
