@@ -68,12 +68,13 @@ class _AmbiguousRuns:
         self.offset += codes.size
 
 
-def prepare_genome(source: Path, out: Path, progress: bool = True) -> Path:
+def prepare_genome(source: Path, out: Path, progress: bool = True, checksum: str | None = None) -> Path:
     """Turn a FASTA/FASTA.gz/2bit genome into a shard directory; a no-op when `out` is already up to date."""
     source, out = Path(source), Path(out)
-    if not source.exists():
-        raise DnabertError(f"{source}: file not found; give a FASTA (.fa, .fa.gz) or .2bit genome")
-    checksum = file_sha256(source)
+    if not source.is_file():
+        raise DnabertError(f"{source}: {'is a directory' if source.is_dir() else 'file not found'}; "
+                           "give a FASTA (.fa, .fa.gz) or .2bit genome file")
+    checksum = checksum or file_sha256(source)
     if (out / "metadata.json").exists():
         if GenomeShards(out).metadata.get("source_sha256") == checksum:
             return out
@@ -226,5 +227,5 @@ def open_genome(path: str | Path, cache_dir: str | Path, progress: bool = True) 
             f"{path}: genome not found; give a FASTA (.fa/.fa.gz), a .2bit file or a directory "
             "made by `dnabert prepare-genome`"
         )
-    target = Path(cache_dir) / f"{path.name}-{file_sha256(path)[:12]}"
-    return GenomeShards(prepare_genome(path, target, progress))
+    checksum = file_sha256(path)
+    return GenomeShards(prepare_genome(path, Path(cache_dir) / f"{path.name}-{checksum[:12]}", progress, checksum))
