@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from dnabert.atomic import build_directory, write_json_atomic
 from dnabert.errors import DnabertError
 from dnabert.genome.readers import Contig, read_genome
 from dnabert.tokenization import AMBIGUOUS
@@ -41,13 +41,6 @@ def file_sha256(path: Path) -> str:
         while block := handle.read(1 << 22):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON under a temporary name, then rename it into place."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(temporary, path)
 
 
 class _AmbiguousRuns:
@@ -80,16 +73,7 @@ def prepare_genome(source: Path, out: Path, progress: bool = True, checksum: str
             return out
     elif out.exists() and any(out.iterdir()):
         raise DnabertError(f"{out}: exists and is not a dnabert shard directory; choose an empty or new --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    work = out.parent / f".{out.name}.partial-{os.getpid()}"
-    try:
-        _write_shards(source, work, checksum, progress)
-        _replace_directory(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return out
+    return build_directory(out, lambda work: _write_shards(source, work, checksum, progress))
 
 
 def _write_shards(source: Path, work: Path, checksum: str, progress: bool) -> None:
@@ -129,17 +113,6 @@ def _write_shards(source: Path, work: Path, checksum: str, progress: bool) -> No
         "total_length": sum(lengths.values()),
         "contig_lengths": lengths,
     })
-
-
-def _replace_directory(new: Path, target: Path) -> None:
-    """Move a finished directory into place, replacing an older version of it."""
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 @dataclass(frozen=True)
