@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import hydra
@@ -10,6 +9,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from dnabert.atomic import write_json_atomic
 from dnabert.config import register_resolvers
 from dnabert.errors import report_errors
 
@@ -28,9 +28,13 @@ def train(cfg: DictConfig) -> float | None:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    output = Path(cfg.paths.output_dir)
+    if cfg.data.get("test"):
+        results = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
+        if trainer.is_global_zero:
+            write_json_atomic(output / "test_metrics.json", {name: float(v) for name, v in results.items()})
     if trainer.is_global_zero:
-        output = Path(cfg.paths.output_dir)
-        (output / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        write_json_atomic(output / "metrics.json", metrics)
         OmegaConf.save(cfg, output / "config.yaml", resolve=True)
     return metrics.get(cfg.optimized_metric)
 

@@ -33,7 +33,7 @@ def test_paper_models_match_the_original_configs(k):
     import json
 
     original = json.loads(shared_path(f"reference/dnabert-original-config/bert-config-{k}/config.json").read_text())
-    config = instantiate(composed([f"model=dnabert{k}"]).model)
+    config = instantiate(composed([f"model=dnabert{k}"]).model.config)
     for key, value in original.items():
         if key != "architectures":
             assert getattr(config, key) == value, key

@@ -15,7 +15,7 @@ from dnabert.tokenization import DNAKmerTokenizer
 from tests.conftest import assert_user_error, shared_path, train
 
 FAST = ["model=tiny", "data.max_tokens=128", "data.batch_size=32", "task.optimizer.lr=2e-3",
-        "task.scheduler.num_warmup_steps=30"]
+        "task.scheduler.warmup=30"]
 
 
 def val_history(output_dir) -> list[dict]:
@@ -68,7 +68,7 @@ def test_hf_directory_loads_in_plain_transformers_with_the_checkpoint_logits(pre
 def test_resumed_run_ends_with_the_same_weights(tmp_path):
     genome = shared_path("data/lambda_phage/lambda_virus.fa")
     common = [*FAST, f"data.genome={genome}", "trainer.val_check_interval=5", "data.val_windows=32",
-              "task.scheduler.num_training_steps=20", "logger=csv"]
+              "task.scheduler.decay_steps=20", "logger=csv"]
     straight = train([*common, "trainer.max_steps=20", f"paths.output_dir={tmp_path / 'a'}"], tmp_path)
     assert straight.returncode == 0, straight.stderr[-3000:]
     for steps in (10, 20):

@@ -7,12 +7,13 @@ from collections.abc import Callable
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchmetrics import MeanMetric, Metric
 from transformers import BertConfig, BertForMaskedLM
 
 from dnabert.data.masking import IGNORE_INDEX, SpanMasking
 from dnabert.errors import DnabertError
+from dnabert.models.loading import RANDOM, build_model, initial_config
+from dnabert.models.optim import configure_optimization
 from dnabert.tokenization import vocab_size
 
 
@@ -30,16 +31,6 @@ class KmerFrequencyBaseline(Metric):
         return self.counts.max() / self.counts.sum().clamp(min=1)
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay on weights, none on biases and LayerNorm parameters."""
-    no_decay = {id(p) for m in model.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
-    decay, plain = [], []
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            (plain if name.endswith("bias") or id(parameter) in no_decay else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
-
-
 class MaskedKmerModule(L.LightningModule):
     """BertForMaskedLM trained with DNABERT's span masking; logs loss, masked-token accuracy, perplexity."""
 
@@ -49,14 +40,15 @@ class MaskedKmerModule(L.LightningModule):
         masking: SpanMasking,
         optimizer: Callable,
         scheduler: Callable | None = None,
+        init: str = RANDOM,
         attn_implementation: str = "sdpa",
     ):
         super().__init__()
-        k = getattr(config, "k", None)
-        if k is None or config.vocab_size != vocab_size(k):
-            raise DnabertError(f"model: vocab_size={config.vocab_size} does not fit k={k} (expected 4**k + 5)")
+        config = initial_config(init, config)
+        if config.vocab_size != vocab_size(config.k):
+            raise DnabertError(f"model: vocab_size={config.vocab_size} does not fit k={config.k} (expected 4**k + 5)")
         self.config = config
-        self.model = BertForMaskedLM._from_config(config, attn_implementation=attn_implementation)
+        self.model = build_model(BertForMaskedLM, init, config, attn_implementation)
         self.masking = masking
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -110,12 +102,7 @@ class MaskedKmerModule(L.LightningModule):
             metric.reset()
 
     def configure_optimizers(self) -> dict:
-        defaults = getattr(self.optimizer_factory, "keywords", {})
-        optimizer = self.optimizer_factory(parameter_groups(self.model, defaults.get("weight_decay", 0.0)))
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimization(self, self.model, self.optimizer_factory, self.scheduler_factory)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["bert_config"] = self.config.to_dict()

@@ -1,0 +1,168 @@
+"""LightningDataModule over labelled DNA sets (train / validation / test) for fine-tuning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dnabert.data.labelled import TASK_TYPES, LabelledRows, encode_labels, read_labelled
+from dnabert.errors import DnabertError
+from dnabert.tokenization import batch_kmer_ids, check_k
+
+
+@dataclass
+class LabelInfo:
+    """What a head predicts: the task type and the class names (or label/target column names)."""
+
+    task_type: str
+    names: list[str]
+
+    @property
+    def num_labels(self) -> int:
+        """Outputs of the head."""
+        return len(self.names)
+
+    @property
+    def problem_type(self) -> str:
+        """`transformers`' name for the loss to use."""
+        return {"classification": "single_label_classification", "multilabel": "multi_label_classification",
+                "regression": "regression"}[self.task_type]
+
+
+class LabelledSplit(Dataset):
+    """Sequences and encoded labels of one split."""
+
+    def __init__(self, sequences: list[str], labels: np.ndarray, names: list[str]):
+        self.sequences, self.labels, self.names = sequences, labels, names
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, index: int) -> tuple[str, np.ndarray, str]:
+        return self.sequences[index], self.labels[index], self.names[index]
+
+
+def natural_order(values: set[str]) -> list[str]:
+    """Class names sorted numerically when they are all numbers ('2' < '10'), else alphabetically."""
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+class LabelledDataModule(L.LightningDataModule):
+    """Fine-tuning data: TSV/CSV (or DNABERT k-mer TSV) splits; k comes from the model being fine-tuned.
+
+    Without a validation file, `val_fraction` of the training rows (seeded) is held out, so model selection
+    never sees the test split.
+    """
+
+    def __init__(
+        self,
+        train: str,
+        test: str | None = None,
+        val: str | None = None,
+        val_fraction: float = 0.1,
+        task_type: str = "classification",
+        classes: list[str] | None = None,
+        sequence_column: str = "sequence",
+        label_columns: list[str] | None = None,
+        max_tokens: int = 512,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if task_type not in TASK_TYPES:
+            raise DnabertError(f"data.task_type={task_type!r}: use one of {', '.join(TASK_TYPES)}")
+        if val is None and not 0 < val_fraction < 1:
+            raise DnabertError(f"data.val_fraction={val_fraction}: must lie between 0 and 1 when data.val is not given")
+        for split, path in (("train", train), ("val", val), ("test", test)):
+            if path is not None and not Path(path).is_file():
+                raise DnabertError(f"data.{split}={path}: file not found")
+        self.paths = {"train": train, "val": val, "test": test}
+        self.val_fraction = val_fraction
+        self.task_type = task_type
+        self.classes = [str(c) for c in classes] if classes else None
+        self.read_options = {"sequence_column": sequence_column, "label_columns": label_columns}
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.k: int | None = None
+        self.splits: dict[str, LabelledSplit] = {}
+        self.label_info: LabelInfo | None = None
+        self._rows: dict[str, LabelledRows] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read every split, fix the label set from the training rows, hold out validation rows if needed."""
+        if self.splits:
+            return
+        self._rows = {split: read_labelled(path, **self.read_options) for split, path in self.paths.items() if path}
+        train = self._rows["train"]
+        for split, rows in self._rows.items():
+            if rows.label_columns != train.label_columns:
+                raise DnabertError(f"{rows.path}: label columns {rows.label_columns} differ from the training "
+                                   f"file's {train.label_columns}")
+        if self.task_type == "classification":
+            names = self.classes or natural_order({labels[0] for labels in train.labels})
+            if len(names) < 2:
+                raise DnabertError(f"{train.path}: only one class ({names[0]!r}); classification needs at least two")
+        else:
+            names = train.label_columns
+        self.label_info = LabelInfo(self.task_type, names)
+        encoded = {split: encode_labels(rows, self.task_type, names) for split, rows in self._rows.items()}
+        for split, rows in self._rows.items():
+            self.splits[split] = LabelledSplit(rows.sequences, encoded[split], rows.names)
+        if "val" not in self.splits:
+            order = np.random.default_rng(self.seed).permutation(len(train.sequences))
+            n_val = max(1, int(round(self.val_fraction * len(order))))
+            if n_val >= len(order):
+                raise DnabertError(f"{train.path}: too few rows ({len(order)}) to hold out a validation split")
+            full = self.splits["train"]
+            pick = lambda idx: LabelledSplit([full.sequences[i] for i in idx], full.labels[idx],  # noqa: E731
+                                             [full.names[i] for i in idx])
+            self.splits["val"], self.splits["train"] = pick(np.sort(order[:n_val])), pick(np.sort(order[n_val:]))
+
+    def use_k(self, k: int) -> None:
+        """Tokenize with the model's k; k-mer text written with another k, or sequences shorter than k, are errors."""
+        check_k(k)
+        for rows in self._rows.values():
+            if rows.kmer_size not in (None, k):
+                raise DnabertError(f"{rows.path}: written as {rows.kmer_size}-mers but the model uses k={k}; "
+                                   f"use a DNABERT-{rows.kmer_size} model or re-write the file")
+            for sequence, line in zip(rows.sequences, rows.lines):
+                if len(sequence) < k:
+                    raise DnabertError(f"{rows.path} line {line}: sequence of {len(sequence)} nt is shorter than "
+                                       f"k={k}; remove it")
+        self.k = k
+
+    def collate(self, items: list[tuple[str, np.ndarray, str]]) -> dict[str, torch.Tensor]:
+        """Tokenize a batch (truncated to `max_tokens`) with its labels."""
+        sequences, labels, _ = zip(*items)
+        encoded = batch_kmer_ids(list(sequences), self.k, self.max_tokens)
+        return {"input_ids": torch.from_numpy(encoded.input_ids),
+                "attention_mask": torch.from_numpy(encoded.attention_mask),
+                "labels": torch.from_numpy(np.stack(labels))}
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        if split not in self.splits:
+            raise DnabertError(f"no {split} split: set data.{split}=FILE")
+        if self.k is None:
+            raise DnabertError("the data module has no k yet: the model sets it (LabelledDataModule.use_k)")
+        return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=self.collate,
+                          num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

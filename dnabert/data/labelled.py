@@ -1,0 +1,134 @@
+"""Labelled DNA sets for fine-tuning: DNABERT's k-mer TSV, plain TSV/CSV with a raw `sequence` column.
+
+Every row becomes a raw nucleotide sequence plus label values; problems are `DnabertError`s naming the
+file, line and what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dnabert.errors import DnabertError
+from dnabert.tokenization import nucleotide_codes
+
+TASK_TYPES = ("classification", "multilabel", "regression")
+
+
+@dataclass
+class LabelledRows:
+    """Sequences of one split with their raw label strings and where each came from."""
+
+    path: Path
+    sequences: list[str]
+    labels: list[list[str]]
+    lines: list[int]
+    label_columns: list[str]
+    kmer_size: int | None = None
+    """k of the file's k-mer text when it was written in DNABERT's space-separated format."""
+    names: list[str] = field(default_factory=list)
+
+
+def sequence_from_kmers(text: str, where: str) -> tuple[str, int]:
+    """DNABERT's space-separated overlapping k-mers back to nucleotides, checking that they overlap."""
+    kmers = text.split()
+    k = len(kmers[0])
+    if any(len(kmer) != k for kmer in kmers):
+        raise DnabertError(f"{where}: k-mers of different lengths; DNABERT format needs one k per file")
+    sequence = "".join(kmer[0] for kmer in kmers[:-1]) + kmers[-1]
+    if any(sequence[i : i + k] != kmer for i, kmer in enumerate(kmers)):
+        raise DnabertError(f"{where}: the k-mers do not overlap by k-1 bases; is this DNABERT's k-mer format?")
+    return sequence, k
+
+
+def read_labelled(
+    path: str | Path,
+    sequence_column: str = "sequence",
+    label_columns: list[str] | None = None,
+    name_column: str | None = None,
+) -> LabelledRows:
+    """Read a labelled TSV/CSV (header line required; `.csv` is comma-separated, anything else tab-separated).
+
+    The sequence is the `sequence_column` (else the first column); labels are `label_columns` (else `label`,
+    else the second column). Sequences written as DNABERT's space-separated k-mers are turned back into
+    nucleotides.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DnabertError(f"{path}: labelled file not found")
+    delimiter = "," if path.suffix.lower() == ".csv" else "\t"
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, None)
+        if not header:
+            raise DnabertError(f"{path}: file is empty; expected a header line such as 'sequence{delimiter}label'")
+        header = [column.strip() for column in header]
+        sequence_index = header.index(sequence_column) if sequence_column in header else 0
+        if label_columns:
+            missing = [column for column in label_columns if column not in header]
+            if missing:
+                raise DnabertError(f"{path} line 1: no column {missing[0]!r} in the header {header}")
+            label_indices = [header.index(column) for column in label_columns]
+        elif "label" in header:
+            label_indices = [header.index("label")]
+        elif len(header) >= 2:
+            label_indices = [1 if sequence_index == 0 else 0]
+        else:
+            raise DnabertError(f"{path} line 1: need a sequence column and a label column, found {header}")
+        name_index = header.index(name_column) if name_column and name_column in header else None
+        rows = LabelledRows(path, [], [], [], [header[i] for i in label_indices])
+        width = len(header)
+        for line, row in enumerate(reader, start=2):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if len(row) != width:
+                raise DnabertError(f"{path} line {line}: {len(row)} columns where the header has {width}")
+            text = row[sequence_index].strip()
+            where = f"{path} line {line}"
+            if " " in text:
+                text, k = sequence_from_kmers(text, where)
+                if rows.kmer_size not in (None, k):
+                    raise DnabertError(f"{where}: {k}-mers where earlier lines hold {rows.kmer_size}-mers")
+                rows.kmer_size = k
+            if not text:
+                raise DnabertError(f"{where}: empty sequence")
+            nucleotide_codes(text, name=where)
+            rows.sequences.append(text.upper())
+            rows.labels.append([row[i].strip() for i in label_indices])
+            rows.lines.append(line)
+            rows.names.append(row[name_index] if name_index is not None else f"{path.name}:{line}")
+    if not rows.sequences:
+        raise DnabertError(f"{path}: no data rows after the header")
+    return rows
+
+
+def encode_labels(rows: LabelledRows, task_type: str, classes: list[str] | None) -> np.ndarray:
+    """Label strings -> class indices (classification), 0/1 matrix (multilabel) or floats (regression)."""
+    if task_type == "classification":
+        if len(rows.label_columns) != 1:
+            raise DnabertError(f"{rows.path}: classification takes one label column, got {rows.label_columns}")
+        lookup = {name: i for i, name in enumerate(classes)}
+        values = np.empty(len(rows.labels), dtype=np.int64)
+        for i, (label,) in enumerate(rows.labels):
+            if label not in lookup:
+                raise DnabertError(f"{rows.path} line {rows.lines[i]}: label {label!r} is not one of {classes}")
+            values[i] = lookup[label]
+        return values
+    values = np.empty((len(rows.labels), len(rows.label_columns)), dtype=np.float32)
+    for i, labels in enumerate(rows.labels):
+        for j, label in enumerate(labels):
+            try:
+                values[i, j] = float(label)
+            except ValueError:
+                kind = "0 or 1" if task_type == "multilabel" else "a number"
+                raise DnabertError(
+                    f"{rows.path} line {rows.lines[i]}: {rows.label_columns[j]}={label!r} is not {kind}"
+                ) from None
+            if task_type == "multilabel" and values[i, j] not in (0.0, 1.0):
+                raise DnabertError(f"{rows.path} line {rows.lines[i]}: {rows.label_columns[j]}={label!r} is not 0 or 1")
+            if not np.isfinite(values[i, j]):
+                raise DnabertError(f"{rows.path} line {rows.lines[i]}: {rows.label_columns[j]}={label!r} is not finite")
+    return values

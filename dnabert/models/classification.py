@@ -1,0 +1,110 @@
+"""Fine-tuning: a `transformers` BertForSequenceClassification on labelled DNA, with whole-split metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from transformers import BertConfig, BertForSequenceClassification
+
+from dnabert.errors import DnabertError
+from dnabert.models.loading import RANDOM, build_model, initial_config
+from dnabert.models.metrics import metric_inputs, task_metrics
+from dnabert.models.optim import configure_optimization
+
+STAGES = ("val", "test")
+
+
+class SequenceClassifier(L.LightningModule):
+    """Classification (binary/multi-class), multi-label or regression head on a DNABERT encoder.
+
+    The encoder starts from `init` (random, a dnabert .ckpt or a Hugging Face directory such as a published
+    DNABERT); k comes from there. The head is sized in `configure_model`, once the data module has read the
+    labels, and the saved model is a plain HF BertForSequenceClassification with `id2label`.
+    """
+
+    def __init__(
+        self,
+        config: BertConfig | None,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        init: str = RANDOM,
+        hidden_dropout_prob: float | None = None,
+        attn_implementation: str = "sdpa",
+    ):
+        super().__init__()
+        updates = {} if hidden_dropout_prob is None else {"hidden_dropout_prob": hidden_dropout_prob}
+        self.config = initial_config(init, config, **updates)
+        self.k = self.config.k
+        self.init = init
+        self.attn_implementation = attn_implementation
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.model: BertForSequenceClassification | None = None
+        self.metrics = nn.ModuleDict()
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        datamodule.setup(stage)
+        datamodule.use_k(self.k)
+        if datamodule.max_tokens > self.config.max_position_embeddings:
+            raise DnabertError(f"data.max_tokens={datamodule.max_tokens} exceeds the model's "
+                               f"max_position_embeddings={self.config.max_position_embeddings}")
+
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        info = self.trainer.datamodule.label_info
+        self.config = initial_config(
+            self.init, self.config, num_labels=info.num_labels, problem_type=info.problem_type,
+            id2label=dict(enumerate(info.names)), label2id={name: i for i, name in enumerate(info.names)},
+        )
+        self.task_type = info.task_type
+        self.model = build_model(BertForSequenceClassification, self.init, self.config, self.attn_implementation)
+        self.metrics = nn.ModuleDict({stage: task_metrics(info.task_type, info.num_labels) for stage in STAGES})
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        output = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            labels=batch["labels"])
+        return output.loss, output.logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _ = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def _evaluate(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
+        loss, logits = self._loss(batch)
+        self.log(f"{stage}/loss", loss, batch_size=len(batch["labels"]), sync_dist=True)
+        targets = batch["labels"] if self.task_type != "multilabel" else batch["labels"].long()
+        if self.task_type == "regression" and targets.shape[-1] == 1:
+            targets = targets.squeeze(-1)
+        self.metrics[stage].update(metric_inputs(self.task_type, logits.float()), targets)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def _log_metrics(self, stage: str) -> None:
+        values = self.metrics[stage].compute()
+        self.log_dict({f"{stage}/{name}": value.float().mean() for name, value in values.items()}, prog_bar=False)
+        self.metrics[stage].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def configure_optimizers(self) -> dict:
+        return configure_optimization(self, self.model, self.optimizer_factory, self.scheduler_factory)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["bert_config"] = self.config.to_dict()

@@ -1,0 +1,57 @@
+"""torchmetrics collections per task type, computed over whole splits (and synced across ranks)."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import MeanSquaredError, MetricCollection
+from torchmetrics.classification import (
+    AUROC,
+    Accuracy,
+    AveragePrecision,
+    F1Score,
+    MatthewsCorrCoef,
+    Precision,
+    Recall,
+)
+from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
+
+
+def task_metrics(task_type: str, num_labels: int) -> MetricCollection:
+    """Accuracy/precision/recall/F1/MCC/AUROC/AUPRC for classification, Pearson/Spearman/MSE for regression.
+
+    Binary tasks report binary precision/recall/F1 (positive = class 1) plus macro F1 as DNABERT's `dnaprom`
+    did; multi-class and multi-label tasks report macro averages.
+    """
+    if task_type == "regression":
+        outputs = {"num_outputs": num_labels} if num_labels > 1 else {}
+        return MetricCollection({"pearson": PearsonCorrCoef(**outputs), "spearman": SpearmanCorrCoef(**outputs),
+                                 "mse": MeanSquaredError(num_outputs=num_labels)})
+    if task_type == "multilabel":
+        args = {"task": "multilabel", "num_labels": num_labels, "average": "macro"}
+        return MetricCollection({"accuracy": Accuracy(**args), "f1": F1Score(**args), "mcc": MatthewsCorrCoef(
+            task="multilabel", num_labels=num_labels), "auroc": AUROC(**args), "auprc": AveragePrecision(**args)})
+    if num_labels == 2:
+        return MetricCollection({
+            "accuracy": Accuracy(task="binary"), "precision": Precision(task="binary"),
+            "recall": Recall(task="binary"), "f1": F1Score(task="binary"),
+            "f1_macro": F1Score(task="multiclass", num_classes=2, average="macro"),
+            "mcc": MatthewsCorrCoef(task="binary"), "auroc": AUROC(task="binary"),
+            "auprc": AveragePrecision(task="binary"),
+        })
+    args = {"task": "multiclass", "num_classes": num_labels}
+    return MetricCollection({
+        "accuracy": Accuracy(**args, average="micro"), "precision": Precision(**args, average="macro"),
+        "recall": Recall(**args, average="macro"), "f1": F1Score(**args, average="macro"),
+        "mcc": MatthewsCorrCoef(**args), "auroc": AUROC(**args, average="macro"),
+        "auprc": AveragePrecision(**args, average="macro"),
+    })
+
+
+def metric_inputs(task_type: str, logits: torch.Tensor) -> torch.Tensor:
+    """What the metrics take: P(class 1) for binary, class probabilities, sigmoid scores, or raw values."""
+    if task_type == "regression":
+        return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
+    if task_type == "multilabel":
+        return logits.sigmoid()
+    probabilities = logits.softmax(-1)
+    return probabilities[:, 1] if probabilities.shape[-1] == 2 else probabilities
