@@ -9,14 +9,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON under a temporary name, then rename it into place."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text under a temporary name beside `path`, then rename it into place."""
+    path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        temporary.write_text(json.dumps(payload, indent=1) + "\n")
+        temporary.write_text(text)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON atomically (temporary name, then rename)."""
+    write_text_atomic(path, json.dumps(payload, indent=1) + "\n")
 
 
 def build_directory(target: Path, build: Callable[[Path], None]) -> Path:

@@ -17,6 +17,25 @@ def _prepare_genome(args: argparse.Namespace) -> None:
     print(f"{out}: {len(shards.contigs)} contigs, {int(shards.lengths.sum()):,} nt, {ambiguous:,} N/IUPAC")
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from dnabert.atomic import write_text_atomic
+    from dnabert.data.labelled import read_sequences
+    from dnabert.models.inference import load_classifier, output_names, predict
+
+    model = load_classifier(args.model)
+    names, sequences = read_sequences(args.input)
+    values = predict(model, sequences, args.batch_size, args.max_tokens, args.reverse_complement, not args.quiet)
+    labels = output_names(model)
+    classification = model.config.problem_type == "single_label_classification"
+    header = ["name", *(f"p_{label}" if model.config.problem_type != "regression" else label for label in labels)]
+    lines = ["\t".join(header + (["prediction"] if classification else []))]
+    for name, row in zip(names, values):
+        cells = [name, *(f"{value:.6g}" for value in row)]
+        lines.append("\t".join(cells + ([labels[int(row.argmax())]] if classification else [])))
+    write_text_atomic(args.out, "\n".join(lines) + "\n")
+    print(f"{args.out}: {len(names)} sequences")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one subcommand per tool."""
     parser = argparse.ArgumentParser(prog="dnabert", description=__doc__)
@@ -27,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--out", type=Path, required=True, help="shard directory to write")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(run=_prepare_genome)
+    predict = commands.add_parser("predict", help="class probabilities of a fine-tuned model for TSV/CSV/FASTA input")
+    predict.add_argument("model", help="fine-tuned model: HF directory or .ckpt")
+    predict.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
+    predict.add_argument("--out", type=Path, required=True, help="TSV: name, one column per class, prediction")
+    predict.add_argument("--reverse-complement", action="store_true", help="average with the reverse strand")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--max-tokens", type=int, default=512)
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(run=_predict)
     return parser
 
 

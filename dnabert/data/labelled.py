@@ -48,7 +48,8 @@ def read_labelled(
     path: str | Path,
     sequence_column: str = "sequence",
     label_columns: list[str] | None = None,
-    name_column: str | None = None,
+    name_column: str = "name",
+    require_labels: bool = True,
 ) -> LabelledRows:
     """Read a labelled TSV/CSV (header line required; `.csv` is comma-separated, anything else tab-separated).
 
@@ -74,11 +75,13 @@ def read_labelled(
             label_indices = [header.index(column) for column in label_columns]
         elif "label" in header:
             label_indices = [header.index("label")]
-        elif len(header) >= 2:
+        elif len(header) >= 2 and require_labels:
             label_indices = [1 if sequence_index == 0 else 0]
+        elif not require_labels:
+            label_indices = []
         else:
             raise DnabertError(f"{path} line 1: need a sequence column and a label column, found {header}")
-        name_index = header.index(name_column) if name_column and name_column in header else None
+        name_index = header.index(name_column) if name_column in header else None
         rows = LabelledRows(path, [], [], [], [header[i] for i in label_indices])
         width = len(header)
         for line, row in enumerate(reader, start=2):
@@ -132,3 +135,26 @@ def encode_labels(rows: LabelledRows, task_type: str, classes: list[str] | None)
             if not np.isfinite(values[i, j]):
                 raise DnabertError(f"{rows.path} line {rows.lines[i]}: {rows.label_columns[j]}={label!r} is not finite")
     return values
+
+
+def read_sequences(path: str | Path, sequence_column: str = "sequence") -> tuple[list[str], list[str]]:
+    """(names, sequences) from a FASTA file or a TSV/CSV with a header (labels, if any, are ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DnabertError(f"{path}: input file not found")
+    with open(path, "rb") as handle:
+        first = handle.read(1)
+    if first != b">":
+        rows = read_labelled(path, sequence_column=sequence_column, require_labels=False)
+        return rows.names, rows.sequences
+    from dnabert.genome.readers import Contig, read_genome
+
+    names, chunks = [], []
+    for event in read_genome(path):
+        if isinstance(event, Contig):
+            names.append(event.name)
+            chunks.append([])
+        else:
+            chunks[-1].append(event)
+    letters = np.frombuffer(b"ATCGN", dtype=np.uint8)
+    return names, [letters[np.concatenate(parts)].tobytes().decode() for parts in chunks]

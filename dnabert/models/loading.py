@@ -67,8 +67,9 @@ def build_model(model_class: type[PreTrainedModel], init: str, config: BertConfi
                 attn_implementation: str = "sdpa") -> PreTrainedModel:
     """`model_class` with `config`, its encoder weights (and any matching head) taken from `init`."""
     if init != RANDOM and Path(init).is_dir():
-        return model_class.from_pretrained(init, config=config, trust_remote_code=False,
-                                           attn_implementation=attn_implementation)
+        model = model_class.from_pretrained(init, config=config, trust_remote_code=False,
+                                            attn_implementation=attn_implementation)
+        return model.train()
     model = model_class._from_config(config, attn_implementation=attn_implementation)
     if init != RANDOM:
         state = {key.removeprefix("model."): value for key, value in read_checkpoint(Path(init))["state_dict"].items()}

@@ -1,0 +1,58 @@
+"""Batched inference with a fine-tuned model: class probabilities (or values) for raw sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import BertForSequenceClassification
+
+from dnabert.errors import DnabertError
+from dnabert.models.loading import build_model, initial_config
+from dnabert.tokenization import batch_kmer_ids, nucleotide_codes
+
+
+def load_classifier(path: str | Path) -> BertForSequenceClassification:
+    """A fine-tuned model from its HF directory or Lightning checkpoint, in eval mode (no code executed)."""
+    config = initial_config(str(path))
+    if config.num_labels is None or not getattr(config, "problem_type", None):
+        raise DnabertError(f"{path}: not a fine-tuned model (no task head); fine-tune it with `train.py task=...`")
+    return build_model(BertForSequenceClassification, str(path), config).eval()
+
+
+def output_names(model: BertForSequenceClassification) -> list[str]:
+    """Class (or target) names in output order."""
+    return [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+
+
+def reverse_complement_text(sequence: str) -> str:
+    """Reverse complement of a DNA string (IUPAC codes other than ACGT become N)."""
+    codes = nucleotide_codes(sequence)[::-1]
+    letters = np.frombuffer(b"TAGCN", dtype=np.uint8)  # complement of A,T,C,G,N codes
+    return letters[codes].tobytes().decode()
+
+
+@torch.no_grad()
+def predict(model: BertForSequenceClassification, sequences: list[str], batch_size: int = 64,
+            max_tokens: int = 512, reverse_complement: bool = False, progress: bool = True) -> np.ndarray:
+    """Probabilities per class (softmax), per label (sigmoid) or raw values, one row per sequence."""
+    k = model.config.k
+    problem = model.config.problem_type
+    rows = []
+    for start in tqdm(range(0, len(sequences), batch_size), desc="predict", unit="batch", disable=not progress):
+        batch = sequences[start : start + batch_size]
+        strands = [batch, [reverse_complement_text(s) for s in batch]] if reverse_complement else [batch]
+        outputs = []
+        for strand in strands:
+            encoded = batch_kmer_ids(strand, k, max_tokens)
+            logits = model(input_ids=torch.from_numpy(encoded.input_ids),
+                           attention_mask=torch.from_numpy(encoded.attention_mask)).logits.float()
+            if problem == "single_label_classification":
+                logits = logits.softmax(-1)
+            elif problem == "multi_label_classification":
+                logits = logits.sigmoid()
+            outputs.append(logits)
+        rows.append(torch.stack(outputs).mean(0).numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, model.config.num_labels), dtype=np.float32)

@@ -1,0 +1,146 @@
+"""Fine-tuning through the real entry point: tiny models on real labelled sets, DNABERT directories, predict."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+
+from tests.conftest import ROOT, assert_user_error, dnabert_cli, shared_path, train
+
+TINY = ["task=classify", "model=tiny", "task.optimizer.lr=1e-3", "logger=csv"]
+
+
+def read_tsv(path) -> list[dict]:
+    return list(csv.DictReader(open(path), delimiter="\t"))
+
+
+@pytest.fixture(scope="module")
+def splice_run(tmp_path_factory):
+    """A tiny random-init DNABERT-6 fine-tuned for 3 epochs on the primate splice-junction set (3 classes)."""
+    cwd = tmp_path_factory.mktemp("splice")
+    result = train([*TINY, f"data.train={shared_path('data/splice_primate/train.tsv')}",
+                    f"data.test={shared_path('data/splice_primate/test.tsv')}", "trainer.max_epochs=3",
+                    f"paths.output_dir={cwd / 'run'}"], cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "run"
+
+
+def test_tiny_model_beats_chance_on_real_splice_sites(splice_run):
+    metrics = json.loads((splice_run / "test_metrics.json").read_text())
+    majority = 603 / 1186  # 'n' in the StatLog test split
+    assert metrics["test/accuracy"] > majority + 0.1
+    assert metrics["test/mcc"] > 0.3 and metrics["test/auroc"] > 0.75
+    config = json.loads((splice_run / "checkpoints" / "best.hf" / "config.json").read_text())
+    assert config["id2label"] == {"0": "ei", "1": "ie", "2": "n"} and config["k"] == 6
+
+
+def test_predict_writes_one_row_per_sequence_from_hf_dir_and_checkpoint(splice_run, tmp_path):
+    test_file = shared_path("data/splice_primate/test.tsv")
+    outputs = {}
+    for name in ("best.hf", "best.ckpt"):
+        out = tmp_path / f"{name}.tsv"
+        result = dnabert_cli(["predict", str(splice_run / "checkpoints" / name), "--input", str(test_file),
+                              "--out", str(out), "--quiet"], ROOT)
+        assert result.returncode == 0, result.stderr
+        outputs[name] = read_tsv(out)
+    rows = outputs["best.hf"]
+    assert len(rows) == 1186 and list(rows[0]) == ["name", "p_ei", "p_ie", "p_n", "prediction"]
+    probabilities = np.array([[float(r[c]) for c in ("p_ei", "p_ie", "p_n")] for r in rows])
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-4)
+    other = np.array([[float(r[c]) for c in ("p_ei", "p_ie", "p_n")] for r in outputs["best.ckpt"]])
+    assert np.allclose(probabilities, other, atol=1e-5)
+    truth = [r["label"] for r in read_tsv(test_file)]
+    accuracy = np.mean([r["prediction"] == t for r, t in zip(rows, truth)])
+    assert accuracy == pytest.approx(json.loads((splice_run / "test_metrics.json").read_text())["test/accuracy"], abs=1e-3)
+
+
+def published_layout(directory, k: int):
+    """A DNABERT directory as `zhihan1996/DNA_bert_k` is published (config.json, vocab.txt, pytorch_model.bin,
+    tokenizer files) from the original config files, with random weights and one layer to stay fast."""
+    original = shared_path(f"reference/dnabert-original-config/bert-config-{k}")
+    shutil.copytree(original, directory)
+    config = json.loads((original / "config.json").read_text())
+    model = BertForMaskedLM(BertConfig(**{**config, "num_hidden_layers": 1}))
+    (directory / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 1}))
+    torch.save(model.state_dict(), directory / "pytorch_model.bin")
+    return model
+
+
+def test_fine_tune_from_a_published_dnabert_directory_in_its_own_kmer_format(tmp_path):
+    pretrained = published_layout(tmp_path / "DNA_bert_6", 6)
+    sample = shared_path("data/tfbs_dnabert_sample/dnabert_format_6mer.tsv")
+    result = train(["task=classify", f"model.init={tmp_path / 'DNA_bert_6'}", f"data.train={sample}",
+                    f"data.test={sample}", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
+                    "+trainer.limit_val_batches=2", "data.max_tokens=128", f"paths.output_dir={tmp_path / 'run'}"],
+                   tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tuned = BertForSequenceClassification.from_pretrained(tmp_path / "run" / "checkpoints" / "last.hf")
+    assert tuned.config.k == 6 and tuned.config.num_labels == 2 and tuned.config.num_hidden_layers == 1
+    embeddings = pretrained.bert.embeddings.word_embeddings.weight
+    assert not torch.equal(tuned.bert.embeddings.word_embeddings.weight, embeddings)  # trained ...
+    assert torch.allclose(tuned.bert.embeddings.word_embeddings.weight, embeddings, atol=0.05)  # ... from there
+
+
+def test_fine_tune_from_a_dnabert_pretraining_checkpoint(tmp_path):
+    genome = shared_path("data/lambda_phage/lambda_virus.fa")
+    pretrain = train(["model=tiny", f"data.genome={genome}", "trainer.max_steps=4", "trainer.val_check_interval=2",
+                      "data.val_windows=16", "data.max_tokens=64", f"paths.output_dir={tmp_path / 'pre'}"], tmp_path)
+    assert pretrain.returncode == 0, pretrain.stderr[-3000:]
+    checkpoint = tmp_path / "pre" / "checkpoints" / "last.ckpt"
+    splice = shared_path("data/splice_primate/train.tsv")
+    result = train(["task=classify", f"model.init={checkpoint}", f"data.train={splice}", "trainer.max_epochs=1",
+                    "+trainer.limit_train_batches=2", f"paths.output_dir={tmp_path / 'ft'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    tuned = BertForSequenceClassification.from_pretrained(tmp_path / "ft" / "checkpoints" / "last.hf")
+    start = state["model.bert.embeddings.position_embeddings.weight"]
+    assert torch.allclose(tuned.bert.embeddings.position_embeddings.weight, start, atol=0.01)
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    files = {
+        "train": "sequence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(["ACGTACGTAA", "TTGACGTACG"] * 10)),
+        "unknown": "sequence\tlabel\nACGTACGTAC\t7\n",
+        "short": "sequence\tlabel\nACGTACGTAC\t0\nACG\t1\n",
+        "empty": "sequence\tlabel\n",
+        "columns": "sequence\tlabel\nACGTACGTAC\t0\textra\n",
+        "regress": "sequence\tvalue\nACGTACGTAC\t0.5\nACGTACGTAC\thigh\n",
+        "kmers4": "sequence\tlabel\nACGT CGTA GTAC\t0\nTTGA TGAC GACG\t1\n",
+    }
+    for name, text in files.items():
+        (tmp_path / f"{name}.tsv").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("overrides,fragments", [
+    (["data.test={d}/unknown.tsv"], ["unknown.tsv line 2", "label '7' is not one of ['0', '1']"]),
+    (["data.test={d}/short.tsv"], ["short.tsv line 3", "shorter than k=6"]),
+    (["data.test={d}/empty.tsv"], ["empty.tsv", "no data rows"]),
+    (["data.test={d}/columns.tsv"], ["columns.tsv line 2", "3 columns where the header has 2"]),
+    (["data.train={d}/regress.tsv", "data.task_type=regression"], ["regress.tsv line 3", "value='high' is not a number"]),
+    (["data.label_columns=[tf]"], ["train.tsv line 1", "no column 'tf'"]),
+    (["data.train={d}/kmers4.tsv"], ["kmers4.tsv", "written as 4-mers but the model uses k=6"]),
+    (["data.test={d}/missing.tsv"], ["data.test={d}/missing.tsv", "not found"]),
+    (["model.init={d}/nowhere"], ["nowhere", "not found"]),
+])
+def test_bad_labelled_input_is_one_clear_line(bad_files, overrides, fragments):
+    output = bad_files / "out"
+    args = ["task=classify", "model=tiny", f"data.train={bad_files}/train.tsv", f"paths.output_dir={output}",
+            *[o.format(d=bad_files) for o in overrides]]
+    assert_user_error(train(args, bad_files), *[f.format(d=bad_files) for f in fragments])
+    assert not (output / "checkpoints").exists() and not (output / "test_metrics.json").exists()
+
+
+def test_checkpoint_directory_missing_weights_is_refused(tmp_path, bad_files):
+    published_layout(tmp_path / "model", 6)
+    (tmp_path / "model" / "pytorch_model.bin").unlink()
+    result = train(["task=classify", f"model.init={tmp_path / 'model'}", f"data.train={bad_files}/train.tsv",
+                    f"paths.output_dir={tmp_path / 'out'}"], tmp_path)
+    assert_user_error(result, "model", "no weights file")
