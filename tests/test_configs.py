@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from dnabert.config import register_resolvers
 from tests.conftest import ROOT, shared_path, train
@@ -25,7 +26,15 @@ def composed(overrides: list[str]):
 @pytest.mark.parametrize("group,choice", [(g, c) for g, choices in GROUPS.items() for c in choices])
 def test_every_choice_composes(group, choice):
     cfg = composed([f"{group}={choice}"])
-    assert cfg.data.k == cfg.model.k
+    if cfg.data._target_.endswith("LabelledDataModule"):
+        cfg.data.train = "train.tsv"
+        if OmegaConf.is_missing(cfg.data, "label_columns"):
+            cfg.data.label_columns = ["tf1", "tf2"]
+    else:
+        assert cfg.data.k == cfg.model.k
+    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert resolved["task"]["_target_"].startswith("dnabert.models.")
+    assert resolved["trainer"]["_target_"] == "lightning.Trainer"
 
 
 @pytest.mark.parametrize("k", [3, 4, 5, 6])

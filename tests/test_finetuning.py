@@ -144,3 +144,38 @@ def test_checkpoint_directory_missing_weights_is_refused(tmp_path, bad_files):
     result = train(["task=classify", f"model.init={tmp_path / 'model'}", f"data.train={bad_files}/train.tsv",
                     f"paths.output_dir={tmp_path / 'out'}"], tmp_path)
     assert_user_error(result, "model", "no weights file")
+
+
+@pytest.fixture(scope="module")
+def ecoli_windows(tmp_path_factory) -> tuple:
+    """800 real 100-nt E. coli windows with computed targets: GC fraction, GC-rich and purine-rich flags."""
+    import gzip
+
+    with gzip.open(shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz"), "rt") as handle:
+        genome = "".join(line.strip() for line in handle if not line.startswith(">"))
+    rng = np.random.default_rng(1)
+    windows = [genome[s : s + 100] for s in rng.integers(0, len(genome) - 100, 800)]
+    directory = tmp_path_factory.mktemp("ecoli_sets")
+    for name, rows in (("train", windows[:600]), ("test", windows[600:])):
+        gc = [(w.count("G") + w.count("C")) / len(w) for w in rows]
+        purine = [(w.count("A") + w.count("G")) / len(w) for w in rows]
+        lines = ["sequence\tgc\tgc_rich\tpurine_rich"] + [
+            f"{w}\t{g:.3f}\t{int(g > 0.52)}\t{int(p > 0.5)}" for w, g, p in zip(rows, gc, purine)]
+        (directory / f"{name}.tsv").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+@pytest.mark.parametrize("task,metric,threshold", [("regress", "test/pearson", 0.5), ("multilabel", "test/auroc", 0.7)])
+def test_regression_and_multilabel_heads_learn_real_targets(ecoli_windows, tmp_path, task, metric, threshold):
+    labels = "[gc]" if task == "regress" else "[gc_rich,purine_rich]"
+    result = train([f"task={task}", "model=tiny", "task.optimizer.lr=2e-3", f"data.train={ecoli_windows}/train.tsv",
+                    f"data.test={ecoli_windows}/test.tsv", f"data.label_columns={labels}", "trainer.max_epochs=4",
+                    "data.batch_size=16", f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert metrics[metric] > threshold, metrics
+    out = tmp_path / "predictions.tsv"
+    assert dnabert_cli(["predict", str(tmp_path / "run" / "checkpoints" / "best.hf"), "--input",
+                        str(ecoli_windows / "test.tsv"), "--out", str(out), "--quiet"], ROOT).returncode == 0
+    rows = read_tsv(out)
+    assert len(rows) == 200 and len(rows[0]) == 1 + (1 if task == "regress" else 2)
