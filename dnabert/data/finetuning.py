@@ -105,7 +105,7 @@ class LabelledDataModule(L.LightningDataModule):
             return
         self._rows = {split: read_labelled(path, **self.read_options) for split, path in self.paths.items() if path}
         train = self._rows["train"]
-        for split, rows in self._rows.items():
+        for rows in self._rows.values():
             if rows.label_columns != train.label_columns:
                 raise DnabertError(f"{rows.path}: label columns {rows.label_columns} differ from the training "
                                    f"file's {train.label_columns}")

@@ -146,11 +146,6 @@ class GenomeDataModule(L.LightningDataModule):
         self.train_windows = WindowSampler(self.shards, train, split="train", **self.window_options)
         self.val_windows_sampler = WindowSampler(self.shards, val, split="val", **self.window_options)
 
-    @property
-    def source_checksum(self) -> str:
-        """SHA-256 of the genome file the shards were built from."""
-        return self.shards.metadata["source_sha256"]
-
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         accumulate = trainer.accumulate_grad_batches if trainer else 1
@@ -179,7 +174,3 @@ class GenomeDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=False,
         )
-
-    def describe(self) -> str:
-        """Human-readable summary of the genome and its split."""
-        return f"{Path(self.genome).name}: {len(self.shards.contigs)} contigs, {int(self.shards.lengths.sum()):,} nt"

@@ -114,7 +114,9 @@ def _read_fasta(path: Path, stream: BinaryIO, tick: callable) -> Iterator[Genome
                 contig_bases += codes.size
                 yield codes
             if in_contig and contig_bases == 0:
-                raise DnabertError(f"{path} line {contig_line}: contig '{current}' has no sequence; remove the empty record")
+                raise DnabertError(
+                    f"{path} line {contig_line}: contig '{current}' has no sequence; remove the empty record"
+                )
             line += data.count(b"\n", counted, header_start)
             counted = header_start
             name = data[header_start + 1 : header_end].decode("utf-8", "replace").strip().split(maxsplit=1)
@@ -122,7 +124,9 @@ def _read_fasta(path: Path, stream: BinaryIO, tick: callable) -> Iterator[Genome
                 raise DnabertError(f"{path} line {line}: FASTA header has no name; write it as '>name'")
             current = name[0]
             if current in names:
-                raise DnabertError(f"{path} line {line}: duplicate contig name '{current}'; contig names must be unique")
+                raise DnabertError(
+                    f"{path} line {line}: duplicate contig name '{current}'; contig names must be unique"
+                )
             names.add(current)
             in_contig, contig_bases, contig_line = True, 0, line
             yield Contig(current, f"{path} line {line}")

@@ -15,7 +15,9 @@ from dnabert.errors import DnabertError
 from dnabert.tokenization import k_from_vocab_size
 
 RANDOM = "random"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json"
+)
 
 
 def kmer_size(config: BertConfig) -> int:
@@ -37,7 +39,9 @@ def read_checkpoint(path: Path) -> dict:
 
 def _check_hf_directory(path: Path) -> None:
     if not (path / "config.json").is_file():
-        raise DnabertError(f"{path}: no config.json; a model directory needs config.json and weights (model.safetensors)")
+        raise DnabertError(
+            f"{path}: no config.json; a model directory needs config.json and weights (model.safetensors)"
+        )
     if not any((path / name).is_file() for name in WEIGHT_FILES):
         raise DnabertError(f"{path}: no weights file ({', '.join(WEIGHT_FILES[:2])}) beside config.json")
 
