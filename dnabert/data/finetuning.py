@@ -73,6 +73,7 @@ class LabelledDataModule(L.LightningDataModule):
         sequence_column: str = "sequence",
         label_columns: list[str] | None = None,
         max_tokens: int = 512,
+        overflow: str = "truncate",
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
@@ -91,6 +92,7 @@ class LabelledDataModule(L.LightningDataModule):
         self.classes = [str(c) for c in classes] if classes else None
         self.read_options = {"sequence_column": sequence_column, "label_columns": label_columns}
         self.max_tokens = max_tokens
+        self.overflow = overflow
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
@@ -143,12 +145,15 @@ class LabelledDataModule(L.LightningDataModule):
         self.k = k
 
     def collate(self, items: list[tuple[str, np.ndarray, str]]) -> dict[str, torch.Tensor]:
-        """Tokenize a batch (truncated to `max_tokens`) with its labels."""
+        """Tokenize a batch with its labels; long sequences are truncated, or split into chunk rows."""
         sequences, labels, _ = zip(*items)
-        encoded = batch_kmer_ids(list(sequences), self.k, self.max_tokens)
-        return {"input_ids": torch.from_numpy(encoded.input_ids),
-                "attention_mask": torch.from_numpy(encoded.attention_mask),
-                "labels": torch.from_numpy(np.stack(labels))}
+        encoded = batch_kmer_ids(list(sequences), self.k, self.max_tokens, self.overflow)
+        batch = {"input_ids": torch.from_numpy(encoded.input_ids),
+                 "attention_mask": torch.from_numpy(encoded.attention_mask),
+                 "labels": torch.from_numpy(np.stack(labels))}
+        if self.overflow == "split":
+            batch["chunk_owner"] = torch.from_numpy(encoded.sequence_index)
+        return batch
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         if split not in self.splits:

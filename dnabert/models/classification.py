@@ -10,7 +10,8 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
 from dnabert.errors import DnabertError
-from dnabert.models.loading import RANDOM, build_model, initial_config
+from dnabert.models.loading import RANDOM, build_model, config_from_dict, initial_config
+from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.models.metrics import metric_inputs, task_metrics
 from dnabert.models.optim import configure_optimization
 
@@ -32,6 +33,8 @@ class SequenceClassifier(L.LightningModule):
         scheduler: Callable | None = None,
         init: str = RANDOM,
         hidden_dropout_prob: float | None = None,
+        chunk_aggregation: str | None = None,
+        max_chunks: int = 8,
         attn_implementation: str = "sdpa",
     ):
         super().__init__()
@@ -39,6 +42,7 @@ class SequenceClassifier(L.LightningModule):
         self.config = initial_config(init, config, **updates)
         self.k = self.config.k
         self.init = init
+        self.long_sequence = {"chunk_aggregation": chunk_aggregation, "max_chunks": max_chunks}
         self.attn_implementation = attn_implementation
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -49,6 +53,9 @@ class SequenceClassifier(L.LightningModule):
         datamodule = self.trainer.datamodule
         datamodule.setup(stage)
         datamodule.use_k(self.k)
+        if (self.long_sequence["chunk_aggregation"] is None) != (datamodule.overflow != "split"):
+            raise DnabertError("long sequences need both data.overflow=split and task.chunk_aggregation "
+                               "(mean, max, attention, lstm, gru or concat); set both or neither")
         if datamodule.max_tokens > self.config.max_position_embeddings:
             raise DnabertError(f"data.max_tokens={datamodule.max_tokens} exceeds the model's "
                                f"max_position_embeddings={self.config.max_position_embeddings}")
@@ -62,15 +69,16 @@ class SequenceClassifier(L.LightningModule):
             id2label=dict(enumerate(info.names)), label2id={name: i for i, name in enumerate(info.names)},
         )
         self.task_type = info.task_type
-        self.model = build_model(BertForSequenceClassification, self.init, self.config, self.attn_implementation)
+        model_class = BertForSequenceClassification
+        if self.long_sequence["chunk_aggregation"] is not None:
+            values = {**self.config.to_dict(), **self.long_sequence, "model_type": DNABertLongConfig.model_type}
+            self.config = config_from_dict(values)
+            model_class = BertForLongSequenceClassification
+        self.model = build_model(model_class, self.init, self.config, self.attn_implementation)
         self.metrics = nn.ModuleDict({stage: task_metrics(info.task_type, info.num_labels) for stage in STAGES})
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        output = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                            labels=batch["labels"])
+        output = self.model(**batch)
         return output.loss, output.logits
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

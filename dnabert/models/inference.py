@@ -11,15 +11,18 @@ from transformers import BertForSequenceClassification
 
 from dnabert.errors import DnabertError
 from dnabert.models.loading import build_model, initial_config
+from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.tokenization import batch_kmer_ids, nucleotide_codes
 
 
-def load_classifier(path: str | Path) -> BertForSequenceClassification:
+def load_classifier(path: str | Path) -> BertForSequenceClassification | BertForLongSequenceClassification:
     """A fine-tuned model from its HF directory or Lightning checkpoint, in eval mode (no code executed)."""
     config = initial_config(str(path))
     if config.num_labels is None or not getattr(config, "problem_type", None):
         raise DnabertError(f"{path}: not a fine-tuned model (no task head); fine-tune it with `train.py task=...`")
-    return build_model(BertForSequenceClassification, str(path), config).eval()
+    long = isinstance(config, DNABertLongConfig)
+    model_class = BertForLongSequenceClassification if long else BertForSequenceClassification
+    return build_model(model_class, str(path), config).eval()
 
 
 def output_names(model: BertForSequenceClassification) -> list[str]:
@@ -40,15 +43,19 @@ def predict(model: BertForSequenceClassification, sequences: list[str], batch_si
     """Probabilities per class (softmax), per label (sigmoid) or raw values, one row per sequence."""
     k = model.config.k
     problem = model.config.problem_type
+    long = isinstance(model.config, DNABertLongConfig)
     rows = []
     for start in tqdm(range(0, len(sequences), batch_size), desc="predict", unit="batch", disable=not progress):
         batch = sequences[start : start + batch_size]
         strands = [batch, [reverse_complement_text(s) for s in batch]] if reverse_complement else [batch]
         outputs = []
         for strand in strands:
-            encoded = batch_kmer_ids(strand, k, max_tokens)
-            logits = model(input_ids=torch.from_numpy(encoded.input_ids),
-                           attention_mask=torch.from_numpy(encoded.attention_mask)).logits.float()
+            encoded = batch_kmer_ids(strand, k, max_tokens, "split" if long else "truncate")
+            inputs = {"input_ids": torch.from_numpy(encoded.input_ids),
+                      "attention_mask": torch.from_numpy(encoded.attention_mask)}
+            if long:
+                inputs["chunk_owner"] = torch.from_numpy(encoded.sequence_index)
+            logits = model(**inputs).logits.float()
             if problem == "single_label_classification":
                 logits = logits.softmax(-1)
             elif problem == "multi_label_classification":

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, PreTrainedModel
+from transformers import AutoConfig, BertConfig, PreTrainedModel
 
 from dnabert.errors import DnabertError
+from dnabert.models import long_sequence  # noqa: F401  (registers the long-sequence model with the Auto classes)
 from dnabert.tokenization import k_from_vocab_size
 
 RANDOM = "random"
@@ -46,19 +47,25 @@ def _check_hf_directory(path: Path) -> None:
         raise DnabertError(f"{path}: no weights file ({', '.join(WEIGHT_FILES[:2])}) beside config.json")
 
 
+def config_from_dict(values: dict) -> BertConfig:
+    """A BertConfig (or the long-sequence subclass its `model_type` names) from a plain dict."""
+    values = dict(values)
+    return AutoConfig.for_model(values.pop("model_type", "bert"), **values)
+
+
 def initial_config(init: str, config: BertConfig | None = None, **updates) -> BertConfig:
     """The BertConfig a model built from `init` will have (`config` is used for random init), with `updates`."""
     if init == RANDOM:
         if config is None:
             raise DnabertError("model.init=random needs a model config (model=tiny, small, dnabert6, ...)")
-        result = BertConfig.from_dict(config.to_dict())
+        result = config_from_dict(config.to_dict())
     else:
         path = Path(init)
         if path.is_dir():
             _check_hf_directory(path)
-            result = BertConfig.from_pretrained(path)
+            result = AutoConfig.from_pretrained(path, trust_remote_code=False)
         elif path.is_file():
-            result = BertConfig.from_dict(read_checkpoint(path)["bert_config"])
+            result = config_from_dict(read_checkpoint(path)["bert_config"])
         else:
             raise DnabertError(f"model.init={init}: not found; give 'random', a .ckpt file or a model directory")
     result.k = kmer_size(result)
