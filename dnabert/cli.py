@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnabert.errors import report_errors
+from dnabert.errors import DnabertError, report_errors
 
 
 def _prepare_genome(args: argparse.Namespace) -> None:
@@ -36,6 +36,37 @@ def _predict(args: argparse.Namespace) -> None:
     print(f"{args.out}: {len(names)} sequences")
 
 
+def _embed(args: argparse.Namespace) -> None:
+    from dnabert.data.labelled import read_sequences
+    from dnabert.models.embedding import embed_to_file, load_encoder
+
+    encoder = load_encoder(args.model)
+    _, sequences = read_sequences(args.input)
+    shape = embed_to_file(encoder, sequences, args.out, args.pooling, args.batch_size, args.max_tokens, not args.quiet)
+    print(f"{args.out}: embeddings of shape {shape}")
+
+
+def _scan(args: argparse.Namespace) -> None:
+    from dnabert.atomic import write_text_atomic
+    from dnabert.genome.shards import open_genome
+    from dnabert.models.inference import load_classifier, output_names, scan_windows
+
+    model = load_classifier(args.model)
+    names = output_names(model)
+    label = args.label or names[-1]
+    if label not in names:
+        raise DnabertError(f"--label {label}: the model predicts {names}")
+    window = args.window or model.config.max_position_embeddings - 2 + model.config.k - 1
+    stride = args.stride or max(1, window // 2)
+    shards = open_genome(args.genome, args.cache_dir, progress=not args.quiet)
+    lines = [f'track type=bedGraph name="dnabert {label}" description="P({label}), window {window}, stride {stride}"']
+    for contig, start, end, score in scan_windows(model, shards, args.region, window, stride, names.index(label),
+                                                  args.batch_size, not args.quiet):
+        lines.append(f"{contig}\t{start}\t{end}\t{score:.6g}")
+    write_text_atomic(args.out, "\n".join(lines) + "\n")
+    print(f"{args.out}: {len(lines) - 1} windows")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one subcommand per tool."""
     parser = argparse.ArgumentParser(prog="dnabert", description=__doc__)
@@ -55,6 +86,27 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-tokens", type=int, default=512)
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(run=_predict)
+    embed = commands.add_parser("embed", help="sequence, token or nucleotide embeddings as .npy")
+    embed.add_argument("model", help="pretrained or fine-tuned model: HF directory or .ckpt")
+    embed.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
+    embed.add_argument("--out", type=Path, required=True, help=".npy file")
+    embed.add_argument("--pooling", default="cls", choices=["cls", "mean", "tokens", "nucleotide"])
+    embed.add_argument("--batch-size", type=int, default=64)
+    embed.add_argument("--max-tokens", type=int, default=512)
+    embed.add_argument("--quiet", action="store_true", help="no progress bar")
+    embed.set_defaults(run=_embed)
+    scan = commands.add_parser("scan", help="slide a fine-tuned model along a genome region -> bedGraph")
+    scan.add_argument("model", help="fine-tuned model: HF directory or .ckpt")
+    scan.add_argument("--genome", required=True, help="FASTA/FASTA.gz/2bit, or a shard directory")
+    scan.add_argument("--region", required=True, help="CONTIG or CONTIG:START-END (1-based, inclusive)")
+    scan.add_argument("--out", type=Path, required=True, help="bedGraph file")
+    scan.add_argument("--window", type=int, help="window length in nt (default: the most the model takes)")
+    scan.add_argument("--stride", type=int, help="step between windows in nt (default: half the window)")
+    scan.add_argument("--label", help="class whose probability is reported (default: the last class)")
+    scan.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
+    scan.add_argument("--batch-size", type=int, default=64)
+    scan.add_argument("--quiet", action="store_true", help="no progress bar")
+    scan.set_defaults(run=_scan)
     return parser
 
 

@@ -179,3 +179,42 @@ def test_regression_and_multilabel_heads_learn_real_targets(ecoli_windows, tmp_p
                         str(ecoli_windows / "test.tsv"), "--out", str(out), "--quiet"], ROOT).returncode == 0
     rows = read_tsv(out)
     assert len(rows) == 200 and len(rows[0]) == 1 + (1 if task == "regress" else 2)
+
+
+def test_nucleotide_embedding_is_the_mean_of_the_covering_kmers():
+    from dnabert.models.embedding import nucleotide_average
+
+    states = torch.tensor([[[1.0], [2.0], [4.0], [0.0]]])  # 3 real 3-mers of a 5-nt sequence, one padding row
+    result = nucleotide_average(states, torch.tensor([3]), k=3, width=5)
+    assert result[0, :, 0].tolist() == pytest.approx([1.0, 1.5, 7 / 3, 3.0, 4.0])
+
+
+@pytest.mark.parametrize("pooling,shape", [("cls", (1186, 64)), ("mean", (1186, 64)), ("tokens", (1186, 55, 64)),
+                                           ("nucleotide", (1186, 60, 64))])
+def test_embed_writes_one_row_per_sequence(splice_run, tmp_path, pooling, shape):
+    out = tmp_path / "embeddings.npy"
+    result = dnabert_cli(["embed", str(splice_run / "checkpoints" / "best.ckpt"), "--input",
+                          str(shared_path("data/splice_primate/test.tsv")), "--out", str(out), "--pooling", pooling,
+                          "--quiet"], ROOT)
+    assert result.returncode == 0, result.stderr
+    values = np.load(out)
+    assert values.shape == shape and np.isfinite(values).all() and values.std() > 0
+
+
+def test_scan_tiles_a_region_with_window_probabilities(splice_run, tmp_path):
+    genome = shared_path("data/lambda_phage/lambda_virus.fa")
+    contig = genome.read_text().split()[0][1:]
+    out = tmp_path / "track.bedGraph"
+    result = dnabert_cli(["scan", str(splice_run / "checkpoints" / "best.hf"), "--genome", str(genome), "--region",
+                          f"{contig}:1001-2000", "--window", "60", "--stride", "20", "--label", "ei", "--out", str(out),
+                          "--cache-dir", str(tmp_path / "cache"), "--quiet"], ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in out.read_text().splitlines()[1:]]
+    assert len(rows) == len(range(1000, 2000 - 60 + 1, 20))
+    starts, ends = [int(r[1]) for r in rows], [int(r[2]) for r in rows]
+    assert starts[0] == 1020 and all(e == s for e, s in zip(ends, starts[1:]))  # adjacent, non-overlapping bins
+    from dnabert.models.inference import load_classifier, predict
+
+    sequence = "".join(genome.read_text().splitlines()[1:])[1000:1060]
+    expected = predict(load_classifier(splice_run / "checkpoints" / "best.hf"), [sequence], progress=False)[0, 0]
+    assert float(rows[0][3]) == pytest.approx(expected, abs=1e-5)

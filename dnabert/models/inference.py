@@ -63,3 +63,40 @@ def predict(model: BertForSequenceClassification, sequences: list[str], batch_si
             outputs.append(logits)
         rows.append(torch.stack(outputs).mean(0).numpy())
     return np.concatenate(rows) if rows else np.zeros((0, model.config.num_labels), dtype=np.float32)
+
+
+def parse_region(region: str) -> tuple[str, int | None, int | None]:
+    """'chr1:1,001-2,000' (1-based, inclusive, as genome browsers show) -> ('chr1', 1000, 2000); 'chr1' -> whole."""
+    name, _, span = region.rpartition(":") if ":" in region else (region, "", "")
+    if not span:
+        return name, None, None
+    try:
+        first, last = (int(part.replace(",", "")) for part in span.split("-"))
+    except ValueError:
+        raise DnabertError(f"--region {region}: write it as CONTIG:START-END (1-based, inclusive)") from None
+    if not 1 <= first <= last:
+        raise DnabertError(f"--region {region}: START must be at least 1 and not after END")
+    return name, first - 1, last
+
+
+def scan_windows(model, shards, region: str, window: int, stride: int, column: int, batch_size: int = 64,
+                 progress: bool = True):
+    """Yield (contig, bin start, bin end, score) for windows sliding along a region; each window's score is
+    reported on the `stride`-wide bin at its centre, so bins tile the region without overlap (bedGraph)."""
+    name, start, end = parse_region(region)
+    contig = shards.index_of(name)
+    length = int(shards.lengths[contig])
+    start, end = start or 0, length if end is None else end
+    if end > length:
+        raise DnabertError(f"--region {region}: contig '{name}' has only {length:,} nt")
+    if window < model.config.k or stride < 1 or end - start < window:
+        raise DnabertError(f"--window {window} / --stride {stride} do not fit the {end - start:,} nt region")
+    letters = np.frombuffer(b"ATCGN", dtype=np.uint8)
+    starts = list(range(start, end - window + 1, stride))
+    offset = (window - stride) // 2
+    for first in tqdm(range(0, len(starts), batch_size), desc="scan", unit="batch", disable=not progress):
+        chunk = starts[first : first + batch_size]
+        sequences = [letters[shards.fetch(contig, s, s + window)].tobytes().decode() for s in chunk]
+        scores = predict(model, sequences, batch_size=len(chunk), progress=False)[:, column]
+        for s, score in zip(chunk, scores):
+            yield name, s + offset, s + offset + stride, float(score)

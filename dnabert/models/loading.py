@@ -85,8 +85,10 @@ def build_model(model_class: type[PreTrainedModel], init: str, config: BertConfi
     if init != RANDOM:
         state = {key.removeprefix("model."): value for key, value in read_checkpoint(Path(init))["state_dict"].items()}
         own = model.state_dict()
+        if not any(key.startswith("bert.") for key in own):
+            state = {key.removeprefix("bert."): value for key, value in state.items()}
         usable = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
-        encoder = [key for key in own if key.startswith("bert.") and "pooler" not in key]
+        encoder = [key for key in own if key.removeprefix("bert.").startswith(("embeddings.", "encoder."))]
         missing = [key for key in encoder if key not in usable]
         if missing:
             raise DnabertError(f"model.init={init}: checkpoint lacks encoder weights such as {missing[0]}")
