@@ -14,8 +14,27 @@ from dnabert.models.hf_export import hf_directory_of, save_hf_directory
 class HFModelCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that also writes (and prunes) a plain HF directory beside every `.ckpt` file.
 
-    The LightningModule must expose its `transformers` model as `.model`.
+    `last.ckpt` is always the latest state: Lightning 2.6 refreshes it only when a top-k checkpoint is saved,
+    which would make a restart resume from an older step. The LightningModule exposes its model as `.model`.
     """
+
+    def _refresh_last(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._refresh_last(trainer)
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)

@@ -6,6 +6,7 @@ HF directories with `trust_remote_code=False` (safetensors, or `.bin` through to
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -63,7 +64,7 @@ def initial_config(init: str, config: BertConfig | None = None, **updates) -> Be
         path = Path(init)
         if path.is_dir():
             _check_hf_directory(path)
-            result = AutoConfig.from_pretrained(path, trust_remote_code=False)
+            result = config_from_dict(json.loads((path / "config.json").read_text()))
         elif path.is_file():
             result = config_from_dict(read_checkpoint(path)["bert_config"])
         else:
