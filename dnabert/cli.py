@@ -67,6 +67,20 @@ def _scan(args: argparse.Namespace) -> None:
     print(f"{args.out}: {len(lines) - 1} windows")
 
 
+def _model_command(commands, name: str, help: str, run, model: str, out: str, sequences: bool = True):
+    """A subcommand taking a model, an output file, batching and progress options (and input sequences)."""
+    command = commands.add_parser(name, help=help)
+    command.add_argument("model", help=f"{model}: HF directory or .ckpt")
+    if sequences:
+        command.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
+        command.add_argument("--max-tokens", type=int, default=512, help="longer inputs are truncated")
+    command.add_argument("--out", type=Path, required=True, help=out)
+    command.add_argument("--batch-size", type=int, default=64)
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.set_defaults(run=run)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one subcommand per tool."""
     parser = argparse.ArgumentParser(prog="dnabert", description=__doc__)
@@ -77,36 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--out", type=Path, required=True, help="shard directory to write")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(run=_prepare_genome)
-    predict = commands.add_parser("predict", help="class probabilities of a fine-tuned model for TSV/CSV/FASTA input")
-    predict.add_argument("model", help="fine-tuned model: HF directory or .ckpt")
-    predict.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
-    predict.add_argument("--out", type=Path, required=True, help="TSV: name, one column per class, prediction")
+    predict = _model_command(commands, "predict", "class probabilities of a fine-tuned model", _predict,
+                             "fine-tuned model", "TSV: name, one column per class, prediction")
     predict.add_argument("--reverse-complement", action="store_true", help="average with the reverse strand")
-    predict.add_argument("--batch-size", type=int, default=64)
-    predict.add_argument("--max-tokens", type=int, default=512)
-    predict.add_argument("--quiet", action="store_true", help="no progress bar")
-    predict.set_defaults(run=_predict)
-    embed = commands.add_parser("embed", help="sequence, token or nucleotide embeddings as .npy")
-    embed.add_argument("model", help="pretrained or fine-tuned model: HF directory or .ckpt")
-    embed.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
-    embed.add_argument("--out", type=Path, required=True, help=".npy file")
+    embed = _model_command(commands, "embed", "sequence, token or nucleotide embeddings as .npy", _embed,
+                           "pretrained or fine-tuned model", ".npy file")
     embed.add_argument("--pooling", default="cls", choices=["cls", "mean", "tokens", "nucleotide"])
-    embed.add_argument("--batch-size", type=int, default=64)
-    embed.add_argument("--max-tokens", type=int, default=512)
-    embed.add_argument("--quiet", action="store_true", help="no progress bar")
-    embed.set_defaults(run=_embed)
-    scan = commands.add_parser("scan", help="slide a fine-tuned model along a genome region -> bedGraph")
-    scan.add_argument("model", help="fine-tuned model: HF directory or .ckpt")
+    scan = _model_command(commands, "scan", "slide a fine-tuned model along a genome region -> bedGraph", _scan,
+                          "fine-tuned model", "bedGraph file", sequences=False)
     scan.add_argument("--genome", required=True, help="FASTA/FASTA.gz/2bit, or a shard directory")
     scan.add_argument("--region", required=True, help="CONTIG or CONTIG:START-END (1-based, inclusive)")
-    scan.add_argument("--out", type=Path, required=True, help="bedGraph file")
     scan.add_argument("--window", type=int, help="window length in nt (default: the most the model takes)")
     scan.add_argument("--stride", type=int, help="step between windows in nt (default: half the window)")
     scan.add_argument("--label", help="class whose probability is reported (default: the last class)")
     scan.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
-    scan.add_argument("--batch-size", type=int, default=64)
-    scan.add_argument("--quiet", action="store_true", help="no progress bar")
-    scan.set_defaults(run=_scan)
     return parser
 
 
