@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dnabert.errors import DnabertError
+from dnabert.genome.readers import Contig, read_genome
 from dnabert.tokenization import nucleotide_codes
 
 TASK_TYPES = ("classification", "multilabel", "regression")
@@ -147,8 +148,6 @@ def read_sequences(path: str | Path, sequence_column: str = "sequence") -> tuple
     if first != b">":
         rows = read_labelled(path, sequence_column=sequence_column, require_labels=False)
         return rows.names, rows.sequences
-    from dnabert.genome.readers import Contig, read_genome
-
     names, chunks = [], []
     for event in read_genome(path):
         if isinstance(event, Contig):

@@ -51,7 +51,6 @@ class SequenceClassifier(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
-        datamodule.setup(stage)
         datamodule.use_k(self.k)
         if (self.long_sequence["chunk_aggregation"] is None) != (datamodule.overflow != "split"):
             raise DnabertError("long sequences need both data.overflow=split and task.chunk_aggregation "
