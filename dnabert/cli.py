@@ -67,6 +67,16 @@ def _scan(args: argparse.Namespace) -> None:
     print(f"{args.out}: {len(lines) - 1} windows")
 
 
+def _build_dataset(args: argparse.Namespace) -> None:
+    from dnabert.data.build import build_tfbs
+    from dnabert.genome.shards import open_genome
+
+    shards = open_genome(args.genome, args.cache_dir, progress=not args.quiet)
+    counts = build_tfbs(shards, args.peaks, args.out, args.window, args.negatives, args.val_chroms, args.test_chroms,
+                        args.seed)
+    print(f"{args.out}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+
+
 def _model_command(commands, name: str, help: str, run, model: str, out: str, sequences: bool = True):
     """A subcommand taking a model, an output file, batching and progress options (and input sequences)."""
     command = commands.add_parser(name, help=help)
@@ -91,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--out", type=Path, required=True, help="shard directory to write")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(run=_prepare_genome)
+    build = commands.add_parser("build-dataset", help="labelled TSV splits from a genome and annotations")
+    build.add_argument("kind", choices=["tfbs"], help="tfbs: windows on peak summits vs shuffled/flanking negatives")
+    build.add_argument("--genome", required=True, help="FASTA/FASTA.gz/2bit, or a shard directory")
+    build.add_argument("--peaks", type=Path, required=True, help="narrowPeak or BED file")
+    build.add_argument("--out", type=Path, required=True, help="directory for train.tsv, dev.tsv, test.tsv")
+    build.add_argument("--window", type=int, default=101, help="window length in nt, centred on the summit")
+    build.add_argument("--negatives", default="shuffle", choices=["shuffle", "flank"])
+    build.add_argument("--val-chroms", nargs="*", default=[], help="chromosomes held out for dev.tsv")
+    build.add_argument("--test-chroms", nargs="*", default=[], help="chromosomes held out for test.tsv")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(run=_build_dataset)
     predict = _model_command(commands, "predict", "class probabilities of a fine-tuned model", _predict,
                              "fine-tuned model", "TSV: name, one column per class, prediction")
     predict.add_argument("--reverse-complement", action="store_true", help="average with the reverse strand")

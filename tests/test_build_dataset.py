@@ -1,0 +1,111 @@
+"""`dnabert build-dataset tfbs`: real ChIP-seq peaks on real human sequence -> labelled TSV splits."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import gzip
+
+import numpy as np
+import pytest
+
+from dnabert.data.build import dinucleotide_shuffle
+from tests.conftest import ROOT, assert_user_error, dnabert_cli, shared_path
+
+
+def dinucleotides(sequence: str) -> collections.Counter:
+    return collections.Counter(sequence[i : i + 2] for i in range(len(sequence) - 1))
+
+
+def test_dinucleotide_shuffle_keeps_dinucleotides_and_ends():
+    rng = np.random.default_rng(0)
+    sequence = "ACGTTGCAAGGCTTAACGATCGATCGGCTAGGGATTTACGCA" * 3
+    shuffled = {dinucleotide_shuffle(sequence, rng) for _ in range(20)}
+    assert len(shuffled) > 10
+    for result in shuffled:
+        assert dinucleotides(result) == dinucleotides(sequence)
+        assert (result[0], result[-1]) == (sequence[0], sequence[-1])
+
+
+@pytest.fixture(scope="module")
+def human(tmp_path_factory):
+    """hg19 chr22 as one contig (the blocks of ../shared, N between them) plus chrM, and a narrowPeak file of
+    the Oct4/MafK ChIP-seq peaks on chr22 (summit at the centre) plus three on chrM."""
+    directory = tmp_path_factory.mktemp("human")
+    blocks = {}
+    with gzip.open(shared_path("data/human_chr22_hg19/hg19_chr22_blocks.fa.gz"), "rt") as handle:
+        name = None
+        for line in handle:
+            if line.startswith(">"):
+                name = line[1:].strip()
+                blocks[name] = []
+            else:
+                blocks[name].append(line.strip())
+    chromosome = np.full(51_304_566, ord("N"), dtype=np.uint8)
+    for name, lines in blocks.items():
+        start = int(name.split(":")[1].split("-")[0])
+        sequence = "".join(lines).encode()
+        chromosome[start : start + len(sequence)] = np.frombuffer(sequence, dtype=np.uint8)
+    chrm = "".join(shared_path("data/small_genomes/human_chrM_rCRS_NC_012920.fa").read_text().splitlines()[1:])
+    (directory / "genome.fa").write_bytes(b">chr22\n" + chromosome.tobytes() + b"\n>chrM\n" + chrm.encode() + b"\n")
+    regions = list(csv.DictReader(open(shared_path("data/tfbs_oct4_vs_mafk_hg19/train_regions.tsv")), delimiter="\t"))
+    sequences = list(csv.DictReader(open(shared_path("data/tfbs_oct4_vs_mafk_hg19/train.tsv")), delimiter="\t"))
+    peaks, centres = [], []
+    for region, row in zip(regions, sequences):
+        chrom, span = region["region_hg19"].split(":")
+        if chrom == "chr22":
+            start, end = map(int, span.split("-"))
+            peaks.append(f"chr22\t{start}\t{end}\tpeak\t0\t.\t1\t1\t1\t{(end - start) // 2}")
+            if ord("N") not in chromosome[start + 50 : start + 151]:  # the blocks cover 42 % of chr22
+                centres.append(row["sequence"][50:151])
+    peaks += [f"chrM\t{s}\t{s + 200}\tm\t0\t.\t1\t1\t1\t100" for s in (1000, 5000, 9000)]
+    (directory / "peaks.narrowPeak").write_text("\n".join(peaks) + "\n")
+    return directory, centres
+
+
+def build(directory, out, *extra):
+    return dnabert_cli(["build-dataset", "tfbs", "--genome", str(directory / "genome.fa"), "--peaks",
+                        str(directory / "peaks.narrowPeak"), "--out", str(out), "--test-chroms", "chrM",
+                        "--cache-dir", str(directory / "cache"), "--quiet", *extra], ROOT)
+
+
+def rows(path) -> list[tuple[str, str]]:
+    return [(r["sequence"], r["label"]) for r in csv.DictReader(open(path), delimiter="\t")]
+
+
+def test_windows_on_real_peaks_with_shuffled_negatives_and_held_out_chromosome(human, tmp_path):
+    directory, centres = human
+    result = build(directory, tmp_path / "tfbs")
+    assert result.returncode == 0, result.stderr
+    train, dev, test = (rows(tmp_path / "tfbs" / name) for name in ("train.tsv", "dev.tsv", "test.tsv"))
+    positives = sorted(s for s, label in train if label == "1")
+    assert positives == sorted(c.upper() for c in centres) and len(positives) > 50
+    negatives = [s for s, label in train if label == "0"]
+    assert sorted(map(lambda s: sorted(dinucleotides(s).items()), negatives)) == sorted(
+        map(lambda s: sorted(dinucleotides(s).items()), positives))
+    assert dev == [] and len(test) == 6 and {label for _, label in test} == {"0", "1"}
+    again = build(directory, tmp_path / "again")
+    assert again.returncode == 0
+    assert (tmp_path / "again" / "train.tsv").read_text() == (tmp_path / "tfbs" / "train.tsv").read_text()
+
+
+def test_flanking_negatives(human, tmp_path):
+    directory, _ = human
+    assert build(directory, tmp_path / "flank", "--negatives", "flank").returncode == 0
+    train = rows(tmp_path / "flank" / "train.tsv")
+    assert sum(label == "0" for _, label in train) == sum(label == "1" for _, label in train) > 0
+
+
+@pytest.mark.parametrize("line,fragments", [
+    ("chrZ\t100\t300\tp\t0\t.\t1\t1\t1\t100", ["line 2", "chromosome 'chrZ' is not in the genome"]),
+    ("chr22\t300\t100\tp", ["line 2", "interval 300-100 is empty, reversed or negative"]),
+    ("chr22\tabc\t100", ["line 2", "whole numbers"]),
+])
+def test_bad_peaks_are_one_clear_line(human, tmp_path, line, fragments):
+    directory, _ = human
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "genome.fa").symlink_to(directory / "genome.fa")
+    (bad / "peaks.narrowPeak").write_text("chr22\t20000000\t20000200\tp\t0\t.\t1\t1\t1\t100\n" + line + "\n")
+    assert_user_error(build(bad, tmp_path / "out"), "peaks.narrowPeak", *fragments)
+    assert not (tmp_path / "out").exists()
