@@ -68,12 +68,20 @@ def _scan(args: argparse.Namespace) -> None:
 
 
 def _build_dataset(args: argparse.Namespace) -> None:
-    from dnabert.data.build import build_tfbs
+    from dnabert.data.build import build_promoter, build_splice, build_tfbs
     from dnabert.genome.shards import open_genome
 
+    needed = "--peaks" if args.kind == "tfbs" else "--annotation"
+    if (args.peaks if args.kind == "tfbs" else args.annotation) is None:
+        raise DnabertError(f"build-dataset {args.kind} needs {needed}")
     shards = open_genome(args.genome, args.cache_dir, progress=not args.quiet)
-    counts = build_tfbs(shards, args.peaks, args.out, args.window, args.negatives, args.val_chroms, args.test_chroms,
-                        args.seed)
+    splits = {"val_chroms": args.val_chroms, "test_chroms": args.test_chroms, "seed": args.seed}
+    if args.kind == "tfbs":
+        counts = build_tfbs(shards, args.peaks, args.out, args.window or 101, args.negatives, **splits)
+    elif args.kind == "promoter":
+        counts = build_promoter(shards, args.annotation, args.out, **splits)
+    else:
+        counts = build_splice(shards, args.annotation, args.out, args.window or 400, **splits)
     print(f"{args.out}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
 
 
@@ -102,12 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(run=_prepare_genome)
     build = commands.add_parser("build-dataset", help="labelled TSV splits from a genome and annotations")
-    build.add_argument("kind", choices=["tfbs"], help="tfbs: windows on peak summits vs shuffled/flanking negatives")
+    build.add_argument("kind", choices=["promoter", "splice", "tfbs"],
+                       help="promoter: -249..+50 around TSSs; splice: donor/acceptor/none; tfbs: peak summits")
     build.add_argument("--genome", required=True, help="FASTA/FASTA.gz/2bit, or a shard directory")
-    build.add_argument("--peaks", type=Path, required=True, help="narrowPeak or BED file")
+    build.add_argument("--annotation", type=Path, help="GTF with exon lines (promoter, splice)")
+    build.add_argument("--peaks", type=Path, help="narrowPeak or BED file (tfbs)")
     build.add_argument("--out", type=Path, required=True, help="directory for train.tsv, dev.tsv, test.tsv")
-    build.add_argument("--window", type=int, default=101, help="window length in nt, centred on the summit")
-    build.add_argument("--negatives", default="shuffle", choices=["shuffle", "flank"])
+    build.add_argument("--window", type=int, help="window length in nt (tfbs: 101 on the summit; splice: 400)")
+    build.add_argument("--negatives", default="shuffle", choices=["shuffle", "flank"], help="tfbs negatives")
     build.add_argument("--val-chroms", nargs="*", default=[], help="chromosomes held out for dev.tsv")
     build.add_argument("--test-chroms", nargs="*", default=[], help="chromosomes held out for test.tsv")
     build.add_argument("--seed", type=int, default=0)

@@ -109,3 +109,63 @@ def test_bad_peaks_are_one_clear_line(human, tmp_path, line, fragments):
     (bad / "peaks.narrowPeak").write_text("chr22\t20000000\t20000200\tp\t0\t.\t1\t1\t1\t100\n" + line + "\n")
     assert_user_error(build(bad, tmp_path / "out"), "peaks.narrowPeak", *fragments)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def ecoli_annotated(tmp_path_factory):
+    """E. coli K-12 with a GTF of two multi-exon transcripts, one per strand (coordinates chosen by hand)."""
+    directory = tmp_path_factory.mktemp("ecoli_gtf")
+    genome = shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz")
+    with gzip.open(genome, "rt") as handle:
+        sequence = "".join(line.strip() for line in handle if not line.startswith(">"))
+    exons = [("+", "t1", 10001, 10200), ("+", "t1", 10501, 10800), ("+", "t1", 11001, 11300),
+             ("-", "t2", 20001, 20300), ("-", "t2", 20601, 20900)]
+    lines = ['K-12-MG1655\ttest\tgene\t10001\t11300\t.\t+\t.\tgene_id "g1";']
+    lines += [f'K-12-MG1655\ttest\texon\t{s}\t{e}\t.\t{strand}\t.\tgene_id "g"; transcript_id "{t}";'
+              for strand, t, s, e in exons]
+    (directory / "genes.gtf").write_text("\n".join(lines) + "\n")
+    return directory, genome, sequence
+
+
+def reverse_complement(sequence: str) -> str:
+    return sequence.translate(str.maketrans("ACGT", "TGCA"))[::-1]
+
+
+def test_promoter_windows_are_strand_aware(ecoli_annotated, tmp_path):
+    directory, genome, sequence = ecoli_annotated
+    result = dnabert_cli(["build-dataset", "promoter", "--genome", str(genome), "--annotation",
+                          str(directory / "genes.gtf"), "--out", str(tmp_path / "prom"), "--cache-dir",
+                          str(tmp_path / "cache"), "--quiet"], ROOT)
+    assert result.returncode == 0, result.stderr
+    train = rows(tmp_path / "prom" / "train.tsv")
+    positives = {s for s, label in train if label == "1"}
+    assert positives == {sequence[9751:10051], reverse_complement(sequence[20849:21149])}
+    negatives = [s for s, label in train if label == "0"]
+    assert len(negatives) == 2 and all(len(s) == 300 for s in negatives)
+
+
+def test_splice_windows_are_centred_on_boundaries_on_the_transcript_strand(ecoli_annotated, tmp_path):
+    directory, genome, sequence = ecoli_annotated
+    result = dnabert_cli(["build-dataset", "splice", "--genome", str(genome), "--annotation",
+                          str(directory / "genes.gtf"), "--out", str(tmp_path / "splice"), "--window", "60",
+                          "--cache-dir", str(tmp_path / "cache"), "--quiet"], ROOT)
+    assert result.returncode == 0, result.stderr
+    train = rows(tmp_path / "splice" / "train.tsv")
+    by_label = {label: {s for s, lab in train if lab == label} for label in "012"}
+    assert by_label["1"] == {sequence[10170:10230], sequence[10770:10830], reverse_complement(sequence[20570:20630])}
+    assert by_label["2"] == {sequence[10470:10530], sequence[10970:11030], reverse_complement(sequence[20270:20330])}
+    assert len([s for s, lab in train if lab == "0"]) == 3
+
+
+@pytest.mark.parametrize("gtf,fragments", [
+    ('chr1\tx\tgene\t1\t100\t.\t+\t.\tgene_id "g";\n', ["no exon lines with transcript_id"]),
+    ('chrQ\tx\texon\t1\t100\t.\t+\t.\ttranscript_id "t";\n', ["line 1", "chromosome 'chrQ' is not in the genome"]),
+    ('K-12-MG1655\tx\texon\t100\t1\t.\t+\t.\ttranscript_id "t";\n', ["line 1", "empty, reversed or negative"]),
+])
+def test_bad_annotation_is_one_clear_line(ecoli_annotated, tmp_path, gtf, fragments):
+    _, genome, _ = ecoli_annotated
+    (tmp_path / "bad.gtf").write_text(gtf)
+    result = dnabert_cli(["build-dataset", "promoter", "--genome", str(genome), "--annotation", str(tmp_path / "bad.gtf"),
+                          "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"], ROOT)
+    assert_user_error(result, "bad.gtf", *fragments)
+    assert not (tmp_path / "out").exists()

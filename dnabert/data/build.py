@@ -13,7 +13,7 @@ import numpy as np
 
 from dnabert.atomic import build_directory
 from dnabert.errors import DnabertError
-from dnabert.genome.annotations import read_peaks
+from dnabert.genome.annotations import read_peaks, read_transcripts
 from dnabert.genome.shards import GenomeShards
 from dnabert.tokenization import AMBIGUOUS
 
@@ -61,9 +61,55 @@ def dinucleotide_shuffle(sequence: str, rng: np.random.Generator) -> str:
     return "".join(walk)
 
 
-def split_of(chrom: str, val_chroms: set[str], test_chroms: set[str]) -> str:
-    """Which split a chromosome belongs to."""
-    return "test" if chrom in test_chroms else "val" if chrom in val_chroms else "train"
+COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
+
+
+class LabelledWindows:
+    """Collects labelled windows from a genome into chromosome-held-out splits, then writes them atomically."""
+
+    def __init__(self, shards: GenomeShards, source: Path, val_chroms: list[str] | None,
+                 test_chroms: list[str] | None, seed: int):
+        self.shards, self.source = shards, source
+        self.names = {contig.name: i for i, contig in enumerate(shards.contigs)}
+        self.val, self.test = set(val_chroms or []), set(test_chroms or [])
+        self.rng = np.random.default_rng(seed)
+        self.rows: dict[str, list[str]] = {split: [] for split in SPLIT_FILES}
+
+    def contig(self, chrom: str, line: int) -> int:
+        """Index of a chromosome named in the annotation file (a user error if the genome lacks it)."""
+        if chrom not in self.names:
+            raise DnabertError(f"{self.source} line {line}: chromosome '{chrom}' is not in the genome "
+                               f"({self.shards.directory}); check the assembly and chromosome naming (chr1 vs 1)")
+        return self.names[chrom]
+
+    def window(self, contig: int, start: int, length: int, strand: str = "+") -> str | None:
+        """Sequence of [start, start+length) on a strand, or None when it leaves the contig or holds N."""
+        if start < 0 or start + length > self.shards.lengths[contig]:
+            return None
+        codes = self.shards.fetch(contig, start, start + length)
+        if (codes == AMBIGUOUS).any():
+            return None
+        text = LETTERS[codes].tobytes().decode()
+        return text if strand == "+" else text.translate(COMPLEMENT)[::-1]
+
+    def add(self, chrom: str, sequence: str, label: str) -> None:
+        """Put a labelled window in its chromosome's split."""
+        split = "test" if chrom in self.test else "val" if chrom in self.val else "train"
+        self.rows[split].append(f"{sequence}\t{label}")
+
+    def write(self, out: Path) -> dict[str, int]:
+        """Write train.tsv / dev.tsv / test.tsv (shuffled, header `sequence<TAB>label`); returns row counts."""
+        if not self.rows["train"]:
+            raise DnabertError(f"{self.source}: no training windows (all held out, near contig ends or over N)")
+
+        def build(work: Path) -> None:
+            work.mkdir(parents=True)
+            for split, lines in self.rows.items():
+                order = self.rng.permutation(len(lines))
+                (work / SPLIT_FILES[split]).write_text("sequence\tlabel\n" + "".join(f"{lines[i]}\n" for i in order))
+
+        build_directory(out, build)
+        return {split: len(lines) for split, lines in self.rows.items()}
 
 
 def build_tfbs(shards: GenomeShards, peaks_path: Path, out: Path, window: int = 101, negatives: str = "shuffle",
@@ -74,41 +120,88 @@ def build_tfbs(shards: GenomeShards, peaks_path: Path, out: Path, window: int = 
         raise DnabertError(f"--negatives {negatives}: use shuffle or flank")
     if window < 1:
         raise DnabertError(f"--window {window}: must be positive")
-    rng = np.random.default_rng(seed)
-    names = {contig.name: i for i, contig in enumerate(shards.contigs)}
-    rows: dict[str, list[str]] = {split: [] for split in SPLIT_FILES}
-    counts = {"peaks": 0, "skipped": 0}
-    val, test = set(val_chroms or []), set(test_chroms or [])
-
-    def window_at(contig: int, start: int) -> str | None:
-        if start < 0 or start + window > shards.lengths[contig]:
-            return None
-        codes = shards.fetch(contig, start, start + window)
-        return None if (codes == AMBIGUOUS).any() else LETTERS[codes].tobytes().decode()
-
+    windows = LabelledWindows(shards, peaks_path, val_chroms, test_chroms, seed)
+    skipped = 0
     for peak in read_peaks(peaks_path):
-        if peak.chrom not in names:
-            raise DnabertError(f"{peaks_path} line {peak.line}: chromosome '{peak.chrom}' is not in the genome "
-                               f"({shards.directory}); check the assembly and chromosome naming (chr1 vs 1)")
-        counts["peaks"] += 1
-        contig = names[peak.chrom]
+        contig = windows.contig(peak.chrom, peak.line)
         start = peak.summit - window // 2
-        positive = window_at(contig, start)
-        negative = dinucleotide_shuffle(positive, rng) if positive and negatives == "shuffle" else \
-            window_at(contig, start + 3 * window) if positive else None
-        if positive is None or negative is None:
-            counts["skipped"] += 1
+        positive = windows.window(contig, start, window)
+        if positive is None:
+            skipped += 1
             continue
-        split = split_of(peak.chrom, val, test)
-        rows[split] += [f"{positive}\t1", f"{negative}\t0"]
-    if not rows["train"]:
-        raise DnabertError(f"{peaks_path}: no training windows (every peak was held out, near an edge or over N)")
+        negative = dinucleotide_shuffle(positive, windows.rng) if negatives == "shuffle" else \
+            windows.window(contig, start + 3 * window, window)
+        if negative is None:
+            skipped += 1
+            continue
+        windows.add(peak.chrom, positive, "1")
+        windows.add(peak.chrom, negative, "0")
+    return {"skipped": skipped, **windows.write(out)}
 
-    def write(work: Path) -> None:
-        work.mkdir(parents=True)
-        for split, lines in rows.items():
-            order = rng.permutation(len(lines))
-            (work / SPLIT_FILES[split]).write_text("sequence\tlabel\n" + "".join(f"{lines[i]}\n" for i in order))
 
-    build_directory(out, write)
-    return {**counts, **{split: len(lines) for split, lines in rows.items()}}
+def random_negatives(windows: LabelledWindows, count: int, length: int, avoid: dict[int, np.ndarray],
+                     margin: int) -> None:
+    """`count` random N-free windows (label 0), at least `margin` nt from every avoided position of their contig."""
+    lengths = windows.shards.lengths
+    for _ in range(count * 50):
+        if count == 0:
+            return
+        contig = int(windows.rng.choice(len(lengths), p=lengths / lengths.sum()))
+        start = int(windows.rng.integers(0, max(1, lengths[contig] - length)))
+        near = avoid.get(contig, np.zeros(0, dtype=np.int64))
+        position = np.searchsorted(near, start - margin)
+        if position < len(near) and near[position] < start + length + margin:
+            continue
+        sequence = windows.window(contig, start, length, "+" if windows.rng.random() < 0.5 else "-")
+        if sequence is not None:
+            windows.add(windows.shards.contigs[contig].name, sequence, "0")
+            count -= 1
+
+
+def build_promoter(shards: GenomeShards, gtf: Path, out: Path, upstream: int = 249, downstream: int = 50,
+                   val_chroms: list[str] | None = None, test_chroms: list[str] | None = None, seed: int = 0) -> dict:
+    """Promoter windows -upstream..+downstream around every distinct TSS (strand-aware, label 1), and as many
+    random N-free windows at least 1 kb from any TSS (label 0)."""
+    windows = LabelledWindows(shards, gtf, val_chroms, test_chroms, seed)
+    length = upstream + downstream + 1
+    tss: dict[tuple[str, str, int], int] = {}
+    for transcript in read_transcripts(gtf):
+        tss.setdefault((transcript.chrom, transcript.strand, transcript.tss), transcript.line)
+    avoid: dict[int, list[int]] = {}
+    positives = 0
+    for (chrom, strand, position), line in tss.items():
+        contig = windows.contig(chrom, line)
+        avoid.setdefault(contig, []).append(position)
+        start = position - upstream if strand == "+" else position - downstream
+        sequence = windows.window(contig, start, length, strand)
+        if sequence is not None:
+            windows.add(chrom, sequence, "1")
+            positives += 1
+    random_negatives(windows, positives, length, {c: np.sort(p) for c, p in avoid.items()}, 1000)
+    return {"tss": len(tss), **windows.write(out)}
+
+
+def build_splice(shards: GenomeShards, gtf: Path, out: Path, window: int = 400,
+                 val_chroms: list[str] | None = None, test_chroms: list[str] | None = None, seed: int = 0) -> dict:
+    """Windows centred on exon-intron boundaries of multi-exon transcripts, read on the transcript's strand:
+    donors (label 1: exon end, GT..) and acceptors (label 2: exon start, ..AG), plus as many random windows at
+    least `window` nt from any boundary (label 0)."""
+    windows = LabelledWindows(shards, gtf, val_chroms, test_chroms, seed)
+    sites: dict[tuple[str, str, int, str], int] = {}
+    for transcript in read_transcripts(gtf):
+        for (_, left_end), (right_start, _) in zip(transcript.exons, transcript.exons[1:]):
+            intron_start, intron_end = left_end, right_start
+            donor, acceptor = (intron_start, intron_end) if transcript.strand == "+" else (intron_end, intron_start)
+            sites.setdefault((transcript.chrom, transcript.strand, donor, "1"), transcript.line)
+            sites.setdefault((transcript.chrom, transcript.strand, acceptor, "2"), transcript.line)
+    avoid: dict[int, list[int]] = {}
+    counts = {"1": 0, "2": 0}
+    for (chrom, strand, boundary, label), line in sites.items():
+        contig = windows.contig(chrom, line)
+        avoid.setdefault(contig, []).append(boundary)
+        sequence = windows.window(contig, boundary - window // 2, window, strand)
+        if sequence is not None:
+            windows.add(chrom, sequence, label)
+            counts[label] += 1
+    random_negatives(windows, max(counts.values()), window, {c: np.sort(p) for c, p in avoid.items()}, window)
+    return {"donors": counts["1"], "acceptors": counts["2"], **windows.write(out)}
