@@ -44,6 +44,11 @@ CODE_TABLE = _code_table()
 """Byte -> nucleotide code: A,T,C,G (either case) -> 0..3, IUPAC ambiguity codes -> 4, anything else -> 255."""
 
 
+def codes_to_text(codes: np.ndarray) -> str:
+    """Nucleotide codes back to text (ambiguous codes become N)."""
+    return np.frombuffer(b"ATCGN", dtype=np.uint8)[codes].tobytes().decode()
+
+
 def check_k(k: int) -> int:
     """Return k if it is a supported k-mer size, else raise a user error."""
     if not isinstance(k, int) or isinstance(k, bool) or not MIN_K <= k <= MAX_K:

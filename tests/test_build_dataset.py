@@ -169,3 +169,12 @@ def test_bad_annotation_is_one_clear_line(ecoli_annotated, tmp_path, gtf, fragme
                           "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"], ROOT)
     assert_user_error(result, "bad.gtf", *fragments)
     assert not (tmp_path / "out").exists()
+
+
+def test_prediction_inputs_read_from_fasta_and_tsv(tmp_path):
+    from dnabert.data.labelled import read_sequences
+
+    (tmp_path / "in.fa").write_text(">a first\nACGTN\nacgt\n>b\nTTTT\n")
+    assert read_sequences(tmp_path / "in.fa") == (["a", "b"], ["ACGTNACGT", "TTTT"])
+    (tmp_path / "in.tsv").write_text("name\tsequence\nx\tACGTAC\ny\tGGGCCC\n")
+    assert read_sequences(tmp_path / "in.tsv") == (["x", "y"], ["ACGTAC", "GGGCCC"])

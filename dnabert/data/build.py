@@ -15,9 +15,8 @@ from dnabert.atomic import build_directory
 from dnabert.errors import DnabertError
 from dnabert.genome.annotations import read_peaks, read_transcripts
 from dnabert.genome.shards import GenomeShards
-from dnabert.tokenization import AMBIGUOUS
+from dnabert.tokenization import AMBIGUOUS, codes_to_text
 
-LETTERS = np.frombuffer(b"ATCGN", dtype=np.uint8)
 SPLIT_FILES = {"train": "train.tsv", "val": "dev.tsv", "test": "test.tsv"}
 
 
@@ -89,7 +88,7 @@ class LabelledWindows:
         codes = self.shards.fetch(contig, start, start + length)
         if (codes == AMBIGUOUS).any():
             return None
-        text = LETTERS[codes].tobytes().decode()
+        text = codes_to_text(codes)
         return text if strand == "+" else text.translate(COMPLEMENT)[::-1]
 
     def add(self, chrom: str, sequence: str, label: str) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from dnabert.errors import DnabertError
 from dnabert.genome.readers import Contig, read_genome
-from dnabert.tokenization import nucleotide_codes
+from dnabert.tokenization import codes_to_text, nucleotide_codes
 
 TASK_TYPES = ("classification", "multilabel", "regression")
 
@@ -155,5 +155,4 @@ def read_sequences(path: str | Path, sequence_column: str = "sequence") -> tuple
             chunks.append([])
         else:
             chunks[-1].append(event)
-    letters = np.frombuffer(b"ATCGN", dtype=np.uint8)
-    return names, [letters[np.concatenate(parts)].tobytes().decode() for parts in chunks]
+    return names, [codes_to_text(np.concatenate(parts)) for parts in chunks]

@@ -12,7 +12,7 @@ from transformers import BertForSequenceClassification
 from dnabert.errors import DnabertError
 from dnabert.models.loading import build_model, initial_config
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
-from dnabert.tokenization import batch_kmer_ids, nucleotide_codes
+from dnabert.tokenization import batch_kmer_ids, codes_to_text, nucleotide_codes
 
 
 def load_classifier(path: str | Path) -> BertForSequenceClassification | BertForLongSequenceClassification:
@@ -91,12 +91,11 @@ def scan_windows(model, shards, region: str, window: int, stride: int, column: i
         raise DnabertError(f"--region {region}: contig '{name}' has only {length:,} nt")
     if window < model.config.k or stride < 1 or end - start < window:
         raise DnabertError(f"--window {window} / --stride {stride} do not fit the {end - start:,} nt region")
-    letters = np.frombuffer(b"ATCGN", dtype=np.uint8)
     starts = list(range(start, end - window + 1, stride))
     offset = (window - stride) // 2
     for first in tqdm(range(0, len(starts), batch_size), desc="scan", unit="batch", disable=not progress):
         chunk = starts[first : first + batch_size]
-        sequences = [letters[shards.fetch(contig, s, s + window)].tobytes().decode() for s in chunk]
+        sequences = [codes_to_text(shards.fetch(contig, s, s + window)) for s in chunk]
         scores = predict(model, sequences, batch_size=len(chunk), progress=False)[:, column]
         for s, score in zip(chunk, scores):
             yield name, s + offset, s + offset + stride, float(score)
