@@ -137,11 +137,12 @@ class GenomeDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Build the genome's shards once (rank 0) when given a FASTA or 2bit file."""
-        open_genome(self.genome, self.cache_dir)
+        self.shards = open_genome(self.genome, self.cache_dir)
 
     def setup(self, stage: str | None = None) -> None:
         """Open the shards and split them into training and validation regions."""
-        self.shards = open_genome(self.genome, self.cache_dir, progress=False)
+        if self.shards is None:  # ranks other than 0 skip prepare_data
+            self.shards = open_genome(self.genome, self.cache_dir, progress=False)
         train, val = holdout_regions(self.shards, self.holdout_contigs, self.holdout_fraction)
         self.train_windows = WindowSampler(self.shards, train, split="train", **self.window_options)
         self.val_windows_sampler = WindowSampler(self.shards, val, split="val", **self.window_options)
