@@ -5,19 +5,74 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextmanager
+def _reported_as(target: Path, temporary: Path) -> Iterator[None]:
+    """A failed write (full disk, no permission) is re-raised as an OSError naming `target`, not its temporary."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None and not str(error.filename).startswith(str(temporary)):
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(target)) from error
+
+
+def prepare_output(path: Path) -> None:
+    """Create the directory `path` goes in and make sure a file can be written there, before any long work."""
+    path = Path(path)
+    with _reported_as(path, path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = _temporary_name(path)
+        probe.touch()
+        probe.unlink()
+
+
+@contextmanager
+def open_atomic(path: Path, mode: str = "w") -> Iterator[IO]:
+    """A file to stream into (text `w` or binary `wb`) under a temporary name beside `path`, renamed into place
+    only when the block succeeds."""
+    path = Path(path)
+    temporary = _temporary_name(path)
+    try:
+        with _reported_as(path, temporary), open(temporary, mode) as handle:
+            yield handle
+        with _reported_as(path, temporary):
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def open_npy_atomic(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Iterator[np.ndarray]:
+    """A memory-mapped .npy to fill row by row (flat memory) under a temporary name, renamed into place on success."""
+    path = Path(path)
+    temporary = _temporary_name(path)
+    try:
+        with _reported_as(path, temporary):
+            array = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
+        yield array
+        with _reported_as(path, temporary):
+            array.flush()
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write text under a temporary name beside `path`, then rename it into place."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with open_atomic(path) as handle:
+        handle.write(text)
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -33,14 +88,15 @@ def build_directory(target: Path, build: Callable[[Path], None]) -> Path:
         shutil.rmtree(stale, ignore_errors=True)
     work = target.parent / f".{target.name}.partial-{os.getpid()}"
     try:
-        build(work)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}"
-            os.replace(target, old)
-            os.replace(work, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, target)
+        with _reported_as(target, work):
+            build(work)
+            if target.exists():
+                old = target.parent / f".{target.name}.old-{os.getpid()}"
+                os.replace(target, old)
+                os.replace(work, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target

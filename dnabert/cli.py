@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
+
+from transformers.utils.logging import disable_progress_bar
 
 from dnabert.errors import DnabertError, report_errors
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one `dnabert:` line with exit status 2, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"dnabert: {message}; see `{self.prog} --help`\n")
+
+
+def _at_least(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `least`."""
+    def whole_number(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+    return whole_number
 
 
 def _prepare_genome(args: argparse.Namespace) -> None:
@@ -20,18 +41,12 @@ def _prepare_genome(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from dnabert.atomic import write_text_atomic
     from dnabert.data.labelled import read_sequences
-    from dnabert.models.inference import load_classifier, output_names, predict
+    from dnabert.models.inference import load_classifier, predict, prediction_lines
 
     model = load_classifier(args.model)
-    names, sequences = read_sequences(args.input)
+    names, sequences = read_sequences(args.input, min_length=model.config.k)
     values = predict(model, sequences, args.batch_size, args.max_tokens, args.reverse_complement, not args.quiet)
-    labels = output_names(model)
-    classification = model.config.problem_type == "single_label_classification"
-    header = ["name", *(f"p_{label}" if model.config.problem_type != "regression" else label for label in labels)]
-    lines = ["\t".join(header + (["prediction"] if classification else []))]
-    for name, row in zip(names, values):
-        cells = [name, *(f"{value:.6g}" for value in row)]
-        lines.append("\t".join(cells + ([labels[int(row.argmax())]] if classification else [])))
+    lines = prediction_lines(model, names, values)
     write_text_atomic(args.out, "\n".join(lines) + "\n")
     print(f"{args.out}: {len(names)} sequences")
 
@@ -41,7 +56,7 @@ def _embed(args: argparse.Namespace) -> None:
     from dnabert.models.embedding import embed_to_file, load_encoder
 
     encoder = load_encoder(args.model)
-    _, sequences = read_sequences(args.input)
+    _, sequences = read_sequences(args.input, min_length=encoder.config.k)
     shape = embed_to_file(encoder, sequences, args.out, args.pooling, args.batch_size, args.max_tokens, not args.quiet)
     print(f"{args.out}: embeddings of shape {shape}")
 
@@ -49,18 +64,15 @@ def _embed(args: argparse.Namespace) -> None:
 def _scan(args: argparse.Namespace) -> None:
     from dnabert.atomic import write_text_atomic
     from dnabert.genome.shards import open_genome
-    from dnabert.models.inference import load_classifier, output_names, scan_windows
+    from dnabert.models.inference import load_classifier, scan_windows
 
     model = load_classifier(args.model)
-    names = output_names(model)
-    label = args.label or names[-1]
-    if label not in names:
-        raise DnabertError(f"--label {label}: the model predicts {names}")
+    label, column = _output_column(model, args.label, "--label")
     window = args.window or model.config.max_position_embeddings - 2 + model.config.k - 1
     stride = args.stride or max(1, window // 2)
     shards = open_genome(args.genome, args.cache_dir, progress=not args.quiet)
     lines = [f'track type=bedGraph name="dnabert {label}" description="P({label}), window {window}, stride {stride}"']
-    for contig, start, end, score in scan_windows(model, shards, args.region, window, stride, names.index(label),
+    for contig, start, end, score in scan_windows(model, shards, args.region, window, stride, column,
                                                   args.batch_size, not args.quiet):
         lines.append(f"{contig}\t{start}\t{end}\t{score:.6g}")
     write_text_atomic(args.out, "\n".join(lines) + "\n")
@@ -85,15 +97,117 @@ def _build_dataset(args: argparse.Namespace) -> None:
     print(f"{args.out}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
 
 
+def _scores_report(args: argparse.Namespace, model, names: list[str], sequences: list[str], batches, label: str,
+                   signed: bool) -> None:
+    """Shared tail of `attention` and `attribute`: stream the scores into args.out, then plot them."""
+    from dnabert.interpret.report import plot_scores, sequence_indexes, write_scores
+
+    tracks = sequence_indexes(args.tracks, "--tracks", len(names), default=3)
+    written = write_scores(args.out, model, names, sequences, batches, label)
+    written += plot_scores(args.out, names, sequences, tracks, args.align_at, label, signed)
+    print(f"{args.out}: {label} of {len(names)} sequences in {len(written)} files")
+
+
+def _attention(args: argparse.Namespace) -> None:
+    from dnabert.data.labelled import read_sequences
+    from dnabert.interpret.attention import attention_batches, attention_maps
+    from dnabert.interpret.report import sequence_indexes, write_attention_maps
+    from dnabert.models.inference import load_classifier
+
+    model = load_classifier(args.model)
+    names, sequences = read_sequences(args.input, min_length=model.config.k)
+    maps = sequence_indexes(args.maps, "--maps", len(names))
+    batches = attention_batches(model, sequences, args.batch_size, args.max_tokens, not args.quiet)
+    _scores_report(args, model, names, sequences, batches, "attention", signed=False)
+    write_attention_maps(args.out, names, ((i, attention_maps(model, sequences[i], args.max_tokens)) for i in maps))
+
+
+def _attribute(args: argparse.Namespace) -> None:
+    from dnabert.data.labelled import read_sequences
+    from dnabert.interpret.attribution import attribution_batches
+    from dnabert.models.inference import load_classifier
+
+    model = load_classifier(args.model)
+    target, column = _output_column(model, args.target, "--target")
+    names, sequences = read_sequences(args.input, min_length=model.config.k)
+    batches = attribution_batches(model, sequences, column, args.steps, args.batch_size, args.max_tokens,
+                                  not args.quiet)
+    _scores_report(args, model, names, sequences, batches, f"attribution to {target}", signed=True)
+
+
+def _score_options(command: argparse.ArgumentParser) -> None:
+    """Plot options shared by `attention` and `attribute`."""
+    command.add_argument("--tracks", help="0-based sequence numbers to plot as tracks, e.g. 0,5 (default: first 3)")
+    command.add_argument("--align-at", type=_at_least(1), default=1,
+                         help="1-based position drawn as 0 in the summary heatmap (e.g. 250 for a TSS)")
+
+
+def _output_column(model, label: str | None, option: str) -> tuple[str, int]:
+    """The class named by `option` (default: the model's last class) and its output column."""
+    from dnabert.models.inference import output_names
+
+    names = output_names(model)
+    label = label or names[-1]
+    if label not in names:
+        raise DnabertError(f"{option} {label}: the model predicts {names}")
+    return label, names.index(label)
+
+
+def _motifs(args: argparse.Namespace) -> None:
+    from dnabert.data.labelled import read_labelled
+    from dnabert.interpret.motif_outputs import run_motifs
+    from dnabert.interpret.motifs import MotifConfig
+    from dnabert.models.inference import load_classifier, output_names
+
+    config = MotifConfig().with_settings(args.set)
+    model = load_classifier(args.model)
+    rows = read_labelled(args.input)
+    positive = args.positive or output_names(model)[-1]
+    motifs, matches = run_motifs(model, rows, positive, args.out, config, args.jaspar, args.batch_size,
+                                 args.max_tokens, not args.quiet)
+    known = sum(1 for m in matches if m.rank == 1 and m.qvalue < 0.01)
+    print(f"{args.out}: {len(motifs)} motifs, {known} matching JASPAR at q < 0.01")
+
+
+def _variants(args: argparse.Namespace) -> None:
+    from dnabert.atomic import write_text_atomic
+    from dnabert.data.labelled import read_sequences
+    from dnabert.interpret.variants import SCORED, plot_top_variants, read_mutations, report_lines, \
+        saturation_variants, score_variants
+    from dnabert.models.inference import load_classifier
+
+    if bool(args.vcf) == bool(args.sequences) or (args.sequences and bool(args.mutations) == args.saturation):
+        raise DnabertError("variants: give --vcf with --genome, or --sequences with --mutations or --saturation")
+    if args.vcf:
+        from dnabert.genome.shards import open_genome
+        from dnabert.interpret.vcf import read_vcf
+
+        if not args.genome:
+            raise DnabertError(f"--vcf {args.vcf}: give the reference genome with --genome")
+        variants = read_vcf(args.vcf, open_genome(args.genome, args.cache_dir, not args.quiet), args.window)
+    else:
+        names, sequences = read_sequences(args.sequences)
+        variants = (saturation_variants(names, sequences) if args.saturation
+                    else read_mutations(args.mutations, names, sequences))
+    model = load_classifier(args.model)
+    label, column = _output_column(model, args.label, "--label")
+    scores = score_variants(model, variants, column, args.batch_size, args.max_tokens, not args.quiet)
+    write_text_atomic(args.out, "\n".join(report_lines(variants, scores)) + "\n")
+    scored = sum(v.status == SCORED for v in variants)
+    if scored:
+        plot_top_variants(args.out.with_name(f"{args.out.stem}_top"), variants, scores, label, args.top)
+    print(f"{args.out}: {len(variants)} variants, {scored} scored, {len(variants) - scored} skipped (see status, note)")
+
+
 def _model_command(commands, name: str, help: str, run, model: str, out: str, sequences: bool = True):
     """A subcommand taking a model, an output file, batching and progress options (and input sequences)."""
     command = commands.add_parser(name, help=help)
     command.add_argument("model", help=f"{model}: HF directory or .ckpt")
     if sequences:
         command.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
-        command.add_argument("--max-tokens", type=int, default=512, help="longer inputs are truncated")
+        command.add_argument("--max-tokens", type=_at_least(3), default=512, help="longer inputs are truncated")
     command.add_argument("--out", type=Path, required=True, help=out)
-    command.add_argument("--batch-size", type=int, default=64)
+    command.add_argument("--batch-size", type=_at_least(1), default=64)
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     command.set_defaults(run=run)
     return command
@@ -101,7 +215,7 @@ def _model_command(commands, name: str, help: str, run, model: str, out: str, se
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one subcommand per tool."""
-    parser = argparse.ArgumentParser(prog="dnabert", description=__doc__)
+    parser = _Parser(prog="dnabert", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare-genome", help="turn a FASTA/FASTA.gz/2bit genome into shards")
@@ -116,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--annotation", type=Path, help="GTF with exon lines (promoter, splice)")
     build.add_argument("--peaks", type=Path, help="narrowPeak or BED file (tfbs)")
     build.add_argument("--out", type=Path, required=True, help="directory for train.tsv, dev.tsv, test.tsv")
-    build.add_argument("--window", type=int, help="window length in nt (tfbs: 101 on the summit; splice: 400)")
+    build.add_argument("--window", type=_at_least(1), help="window length in nt (tfbs: 101 on the summit; splice: 400)")
     build.add_argument("--negatives", default="shuffle", choices=["shuffle", "flank"], help="tfbs negatives")
     build.add_argument("--val-chroms", nargs="*", default=[], help="chromosomes held out for dev.tsv")
     build.add_argument("--test-chroms", nargs="*", default=[], help="chromosomes held out for test.tsv")
@@ -138,13 +252,54 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--stride", type=int, help="step between windows in nt (default: half the window)")
     scan.add_argument("--label", help="class whose probability is reported (default: the last class)")
     scan.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
+    attention = _model_command(commands, "attention", "DNABERT's attention scores per nucleotide, with plots",
+                               _attention, "fine-tuned model", "output directory")
+    attention.add_argument("--maps", help="0-based sequence numbers whose per-layer, per-head attention to save")
+    _score_options(attention)
+    attribute = _model_command(commands, "attribute", "integrated-gradients attributions per nucleotide, with plots",
+                               _attribute, "fine-tuned model", "output directory")
+    attribute.add_argument("--target", help="class (or output) to explain (default: the last class)")
+    attribute.add_argument("--steps", type=_at_least(2), default=50, help="integration steps")
+    _score_options(attribute)
+    motifs = _model_command(commands, "motifs", "DNABERT-viz motifs from attention, matched to JASPAR with TOMTOM",
+                            _motifs, "fine-tuned model", "output directory")
+    motifs.add_argument("--positive", help="label of the positive rows (default: the model's last class)")
+    motifs.add_argument("--jaspar", type=Path, help="MEME file of known motifs (default: JASPAR 2024 CORE vertebrates)")
+    motifs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="motif parameter (window_size, min_len, min_factor, pval_cutoff, min_n_motif, ...)")
+    variants = _model_command(commands, "variants", "effects of variants: P(ref), P(alt), diff, log-odds ratio",
+                              _variants, "fine-tuned model", "TSV report (plus <out>_top.png/.svg)", sequences=False)
+    variants.add_argument("--vcf", type=Path, help="VCF or VCF.gz (with --genome)")
+    variants.add_argument("--genome", help="FASTA/FASTA.gz/2bit, or a shard directory")
+    variants.add_argument("--window", type=int, default=300, help="nt around each VCF variant that are scored")
+    variants.add_argument("--sequences", type=Path, help="TSV/CSV with a sequence column, or FASTA")
+    variants.add_argument("--mutations", type=Path, help="DNABERT mutation file: index, start, end, replacement")
+    variants.add_argument("--saturation", action="store_true", help="every single-nucleotide substitution")
+    variants.add_argument("--label", help="class whose probability is compared (default: the last class)")
+    variants.add_argument("--top", type=int, default=20, help="variants in the bar chart")
+    variants.add_argument("--max-tokens", type=int, default=512, help="longer inputs are truncated")
+    variants.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
     return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run a subcommand once its --out is known to be writable, so it cannot fail there after hours of work."""
+    from dnabert.atomic import prepare_output
+
+    if getattr(args, "out", None) is not None:
+        prepare_output(args.out)
+    try:
+        args.run(args)
+    except ModuleNotFoundError as error:  # the interpretation commands' plotting/motif packages are an extra
+        raise DnabertError(f"`dnabert {args.command}` needs the package {error.name!r}: "
+                           "pip install 'dnabert[interp]' (or -e '.[interp]' in a checkout)") from None
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `dnabert` console script."""
     args = build_parser().parse_args(argv)
-    report_errors(lambda: args.run(args), debug=args.debug)
+    disable_progress_bar()  # transformers' per-load bars: our commands show their own progress
+    report_errors(lambda: _run(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 
 from omegaconf import OmegaConf
 
+from dnabert.errors import DnabertError
 from dnabert.tokenization import vocab_size
 
 
@@ -14,8 +16,41 @@ def resource_path(name: str) -> str:
     return str(resources.files("dnabert") / "resources" / name)
 
 
+def device_count(devices: int | str | Sequence[int]) -> int:
+    """Devices per node that Lightning's `trainer.devices` selects (a count, a list of ids or `"0,1"`)."""
+    if isinstance(devices, str) and "," in devices:
+        return len([d for d in devices.split(",") if d.strip()])
+    if isinstance(devices, (int, str)):
+        count = int(devices) if str(devices).strip().lstrip("-").isdigit() else -1
+        if count < 1:
+            raise DnabertError(f"data.global_batch_size needs trainer.devices as a number or a list of devices, "
+                               f"not {devices!r}")
+        return count
+    return len(devices)
+
+
+def accumulation(global_batch_size: int | None, batch_size: int, devices: int | str | Sequence[int],
+                 num_nodes: int) -> int:
+    """`trainer.accumulate_grad_batches` that makes `global_batch_size` sequences per optimizer step (null: 1)."""
+    if global_batch_size is None:
+        return 1
+    per_step = batch_size * device_count(devices) * num_nodes
+    if global_batch_size % per_step or global_batch_size < per_step:
+        raise DnabertError(f"data.global_batch_size={global_batch_size} is not a multiple of data.batch_size "
+                           f"{batch_size} x {device_count(devices)} devices x {num_nodes} nodes = {per_step}")
+    return global_batch_size // per_step
+
+
+def multiply(a: int, b: int) -> int:
+    """`${mul:a,b}`: a x b (e.g. optimizer steps x accumulation = micro-batches)."""
+    return a * b
+
+
+RESOLVERS = {"vocab_size": vocab_size, "resource": resource_path, "accumulation": accumulation, "mul": multiply}
+
+
 def register_resolvers() -> None:
-    """Register `${vocab_size:k}` and `${resource:name}` (idempotent)."""
-    for name, function in (("vocab_size", vocab_size), ("resource", resource_path)):
+    """Register the resolvers above: `${vocab_size:k}`, `${resource:name}`, `${accumulation:...}`, `${mul:a,b}`."""
+    for name, function in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+ERRNO_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free space or write elsewhere",
+    errno.EACCES: "no permission: check the permissions or choose another path",
+    errno.EPERM: "no permission: check the permissions or choose another path",
+    errno.EROFS: "the file system is read-only: choose another path",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: choose another path",
+    errno.EISDIR: "it is a directory: give a file path",
+    errno.ENOENT: "check the path",
+}
 
 
 class DnabertError(Exception):
     """A problem the user can fix; reported as a single `dnabert: ...` line, never a traceback."""
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Contents of a JSON file that dnabert wrote or reads; a damaged one is a user error naming its line."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        line = f" line {error.lineno}" if isinstance(error, json.JSONDecodeError) else ""
+        raise DnabertError(f"{path}{line}: not valid JSON ({getattr(error, 'msg', error)}); {what}") from None
 
 
 def describe(error: BaseException) -> str:
@@ -20,19 +43,22 @@ def describe(error: BaseException) -> str:
     if isinstance(error, DnabertError):
         return str(error)
     if isinstance(error, OSError) and error.filename is not None:
-        return f"{error.filename}: {error.strerror or error}"
+        advice = ERRNO_ADVICE.get(error.errno)
+        return f"{error.filename}: {error.strerror or error}" + (f"; {advice}" if advice else "")
     return f"{type(error).__name__}: {error}"
 
 
-def user_error(error: BaseException) -> BaseException | None:
-    """The DnabertError or OSError behind an exception (libraries such as Hydra wrap them), if any."""
-    seen = set()
+def user_error(error: BaseException) -> tuple[BaseException | None, str | None]:
+    """The DnabertError or OSError behind an exception (libraries such as Hydra wrap them), if any, and the
+    config key being resolved when it was raised (OmegaConf names it `full_key`)."""
+    seen, key = set(), None
     while error is not None and id(error) not in seen:
         if isinstance(error, (DnabertError, OSError)):
-            return error
+            return error, key
+        key = key or getattr(error, "full_key", None) or None
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    return None
+    return None, None
 
 
 def report_errors(func: Callable[[], T], debug: bool = False) -> T:
@@ -40,12 +66,12 @@ def report_errors(func: Callable[[], T], debug: bool = False) -> T:
     try:
         return func()
     except Exception as error:
-        cause = user_error(error)
+        cause, key = user_error(error)
         if cause is None:
             raise
         if debug or os.environ.get("DNABERT_DEBUG"):
             traceback.print_exc()
-        print(f"dnabert: {describe(cause)}", file=sys.stderr)
+        print(f"dnabert: {f'{key}: ' if key else ''}{describe(cause)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("dnabert: interrupted", file=sys.stderr)

@@ -3,14 +3,17 @@
 Usage (from the project root):
     .venv/bin/python experiments/finetune_study.py --train T.tsv --test S.tsv --task splice \
         --init pretrained=PATH --init random=random --seeds 1 2 3 --out experiments/x/results [-- extra overrides]
+    .venv/bin/python experiments/finetune_study.py --cv ALL.tsv --folds 5 ...   # stratified folds per seed
 
-Prints a Markdown table of test metrics, mean +- sd over seeds, with the baselines in the same run.
+Prints a Markdown table of test metrics, mean +- sd over seeds (and folds), with the baselines on the same
+splits. With --cv each seed deals the rows of ALL.tsv into stratified folds, written under OUT/folds/ with the
+input's own header and lines (so DNABERT's k-mer format stays k-mer format). Runs whose `study_minutes.json`
+exists are reused, so a study can be extended with more initialisations.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import subprocess
 import sys
@@ -23,35 +26,27 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dnabert.data.labelled import read_labelled  # noqa: E402
 from dnabert.data.finetuning import natural_order  # noqa: E402
+from dnabert.data.labelled import read_labelled  # noqa: E402
 from dnabert.models.metrics import metric_inputs, task_metrics  # noqa: E402
+from dnabert.tokenization import CODE_TABLE, NUM_SPECIAL, batch_kmer_ids, vocab_size  # noqa: E402
 
 METRICS = ("accuracy", "f1", "mcc", "auroc")
 
 
 def kmer_counts(sequences: list[str], k: int) -> np.ndarray:
-    """Normalised counts of every k-mer (ACGT order) per sequence."""
-    index = {"".join(p): i for i, p in enumerate(itertools.product("ACGT", repeat=k))}
-    features = np.zeros((len(sequences), len(index)), dtype=np.float32)
-    for row, sequence in enumerate(sequences):
-        for i in range(len(sequence) - k + 1):
-            column = index.get(sequence[i : i + k])
-            if column is not None:
-                features[row, column] += 1
-    return features / np.maximum(features.sum(1, keepdims=True), 1)
+    """Normalised counts of every k-mer (DNABERT's vocabulary order) per sequence; k-mers with N are skipped."""
+    ids = batch_kmer_ids(sequences, k, max_tokens=max(map(len, sequences)) + 2).input_ids
+    counts = np.zeros((len(sequences), vocab_size(k)), dtype=np.float32)
+    np.add.at(counts, (np.arange(len(ids))[:, None], ids), 1)
+    counts = counts[:, NUM_SPECIAL:]
+    return counts / np.maximum(counts.sum(1, keepdims=True), 1)
 
 
 def one_hot(sequences: list[str]) -> np.ndarray:
-    """Position-specific one-hot encoding (sequences of equal length)."""
-    table = {"A": 0, "C": 1, "G": 2, "T": 3}
-    width = max(map(len, sequences))
-    features = np.zeros((len(sequences), width, 4), dtype=np.float32)
-    for row, sequence in enumerate(sequences):
-        for column, base in enumerate(sequence):
-            if base in table:
-                features[row, column, table[base]] = 1
-    return features.reshape(len(sequences), -1)
+    """Position-specific one-hot encoding of equal-length sequences (ambiguous bases: all zeros)."""
+    codes = CODE_TABLE[np.frombuffer("".join(sequences).encode("ascii"), dtype=np.uint8)]
+    return np.eye(5, dtype=np.float32)[codes.reshape(len(sequences), -1)][..., :4].reshape(len(sequences), -1)
 
 
 def logistic_regression(train_x, train_y, test_x, classes: int, l2: float = 1e-3) -> np.ndarray:
@@ -75,59 +70,119 @@ def logistic_regression(train_x, train_y, test_x, classes: int, l2: float = 1e-3
 
 
 def baseline_rows(train_path: Path, test_path: Path) -> dict[str, dict[str, float]]:
-    """Test metrics of 4-mer-count and one-hot logistic regression."""
+    """Test metrics (`test/...`, as train.py writes them) of 4-mer-count and one-hot logistic regression."""
     train, test = read_labelled(train_path), read_labelled(test_path)
     classes = natural_order({labels[0] for labels in train.labels})
     lookup = {name: i for i, name in enumerate(classes)}
     train_y = np.array([lookup[labels[0]] for labels in train.labels])
     test_y = torch.tensor([lookup[labels[0]] for labels in test.labels])
     rows = {}
-    for name, features in (("4-mer logistic regression", lambda s: kmer_counts(s, 4)), ("one-hot logistic regression", one_hot)):
+    featurisers = (("4-mer logistic regression", lambda s: kmer_counts(s, 4)), ("one-hot logistic regression", one_hot))
+    for name, features in featurisers:
         if name.startswith("one-hot") and len({len(s) for s in train.sequences + test.sequences}) > 1:
             continue
         logits = logistic_regression(features(train.sequences), train_y, features(test.sequences), len(classes))
         metrics = task_metrics("classification", len(classes))
         metrics.update(metric_inputs("classification", logits), test_y)
-        rows[name] = {key: float(value) for key, value in metrics.compute().items()}
+        rows[name] = {f"test/{key}": float(value) for key, value in metrics.compute().items()}
     return rows
+
+
+def stratified_folds(labels: list[str], folds: int, seed: int) -> np.ndarray:
+    """Fold index of every row: each class shuffled (seeded) and dealt round-robin, so folds stay balanced."""
+    labels_array = np.array(labels)
+    assignment = np.empty(len(labels), dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    dealt = 0
+    for label in natural_order(set(labels)):
+        members = rng.permutation(np.flatnonzero(labels_array == label))
+        assignment[members] = (dealt + np.arange(len(members))) % folds
+        dealt += len(members)
+    return assignment
+
+
+def write_folds(path: Path, folds: int, seed: int, out: Path) -> list[tuple[str, Path, Path]]:
+    """(name, train file, test file) of each fold, written with the input's own header and row lines."""
+    rows = read_labelled(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assignment = stratified_folds([labels[0] for labels in rows.labels], folds, seed)
+    splits = []
+    for fold in range(folds):
+        directory = out / f"seed{seed}-fold{fold}"
+        directory.mkdir(parents=True, exist_ok=True)
+        files = []
+        for split, chosen in (("train", assignment != fold), ("test", assignment == fold)):
+            file = directory / f"{split}{path.suffix}"
+            body = [lines[line - 1] for line, keep in zip(rows.lines, chosen) if keep]
+            file.write_text("\n".join([lines[0], *body]) + "\n", encoding="utf-8")
+            files.append(file)
+        splits.append((f"seed{seed}-fold{fold}", *files))
+    return splits
+
+
+def summary_table(rows: dict[str, list[dict[str, float]]], notes: dict[str, str]) -> str:
+    """Markdown table: mean ± sd of each test metric over a row's runs (the single value for one run)."""
+    lines = ["| model | " + " | ".join(f"test {m}" for m in METRICS) + " | runs |",
+             "|---|" + "---:|" * (len(METRICS) + 1)]
+    for name, runs in rows.items():
+        cells = []
+        for metric in METRICS:
+            values = np.array([run[f"test/{metric}"] for run in runs])
+            cells.append(f"{values.mean():.4f} ± {values.std(ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {notes[name]} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--test", type=Path, required=True)
+    parser.add_argument("--train", type=Path)
+    parser.add_argument("--test", type=Path)
+    parser.add_argument("--cv", type=Path, help="one labelled file to cross-validate on (instead of --train/--test)")
+    parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--task", default="classify")
-    parser.add_argument("--init", action="append", required=True, help="NAME=random|PATH (repeatable)")
+    parser.add_argument("--init", action="append", default=[],
+                        help="NAME=random|PATH (repeatable; none: baselines only)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides (after --)")
     args = parser.parse_args()
+    if (args.cv is None) == (args.train is None or args.test is None):
+        parser.error("give either --train and --test, or --cv")
+    if args.cv is not None and args.folds < 2:
+        parser.error("--folds must be at least 2")
+    args.out.mkdir(parents=True, exist_ok=True)
+    splits = {seed: write_folds(args.cv, args.folds, seed, args.out / "folds") if args.cv
+              else [(f"seed{seed}", args.train, args.test)] for seed in args.seeds}
     results: dict[str, list[dict]] = {}
     for name, init in (item.split("=", 1) for item in args.init):
         for seed in args.seeds:
-            run_dir = args.out / f"{name}-seed{seed}"
-            command = [sys.executable, str(ROOT / "train.py"), f"task={args.task}", f"model.init={init}",
-                       f"data.train={args.train}", f"data.test={args.test}", f"seed={seed}",
-                       f"paths.output_dir={run_dir}", "callbacks.progress_bar=null", *args.overrides]
-            started = time.perf_counter()
-            completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-            if completed.returncode != 0:
-                sys.exit(f"{name} seed {seed} failed:\n{completed.stderr[-3000:]}")
-            metrics = json.loads((run_dir / "test_metrics.json").read_text())
-            metrics["minutes"] = (time.perf_counter() - started) / 60
-            results.setdefault(f"dnabert ({name} init)", []).append(metrics)
-            print(f"{name} seed {seed}: " + ", ".join(f"{m} {metrics[f'test/{m}']:.4f}" for m in METRICS), flush=True)
-    baselines = baseline_rows(args.train, args.test)
-    lines = ["| model | " + " | ".join(f"test {m}" for m in METRICS) + " | runs |", "|---|" + "---:|" * (len(METRICS) + 1)]
-    for name, runs in results.items():
-        cells = []
-        for metric in METRICS:
-            values = np.array([run[f"test/{metric}"] for run in runs])
-            cells.append(f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(runs)} seeds, {np.mean([r['minutes'] for r in runs]):.1f} min each |")
-    for name, metrics in baselines.items():
-        lines.append(f"| {name} | " + " | ".join(f"{metrics[m]:.4f}" for m in METRICS) + " | deterministic |")
-    table = "\n".join(lines)
+            for split, train, test in splits[seed]:
+                run_dir = args.out / f"{name}-{split}"
+                command = [sys.executable, str(ROOT / "train.py"), f"task={args.task}", f"model.init={init}",
+                           f"data.train={train}", f"data.test={test}", f"seed={seed}",
+                           f"paths.output_dir={run_dir}", "callbacks.progress_bar=null", *args.overrides]
+                timing = run_dir / "study_minutes.json"
+                if not timing.exists():
+                    started = time.perf_counter()
+                    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+                    if completed.returncode != 0:
+                        sys.exit(f"{name} {split} failed:\n{completed.stderr[-3000:]}")
+                    timing.write_text(json.dumps((time.perf_counter() - started) / 60))
+                metrics = json.loads((run_dir / "test_metrics.json").read_text())
+                metrics["minutes"] = json.loads(timing.read_text())
+                results.setdefault(f"dnabert ({name} init)", []).append(metrics)
+                print(f"{name} {split}: " + ", ".join(f"{m} {metrics[f'test/{m}']:.4f}" for m in METRICS), flush=True)
+    pairs = dict.fromkeys((train, test) for seed in args.seeds for _, train, test in splits[seed])
+    baselines: dict[str, list[dict]] = {}
+    for train, test in pairs:
+        for name, metrics in baseline_rows(train, test).items():
+            baselines.setdefault(name, []).append(metrics)
+    seeds = f"{args.folds} folds x " * bool(args.cv) + f"{len(args.seeds)} seed" + "s" * (len(args.seeds) > 1)
+    notes = {name: f"{seeds}, {np.mean([r['minutes'] for r in runs]):.1f} min each"
+             for name, runs in results.items()}
+    notes.update({name: f"same {len(runs)} splits" if len(runs) > 1 else "deterministic"
+                  for name, runs in baselines.items()})
+    table = summary_table({**results, **baselines}, notes)
     (args.out / "table.md").write_text(table + "\n")
     (args.out / "results.json").write_text(json.dumps({"dnabert": results, "baselines": baselines}, indent=1))
     print(table)

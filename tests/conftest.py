@@ -57,3 +57,27 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> s
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+@pytest.fixture(scope="session")
+def planted_model(tmp_path_factory) -> dict:
+    """A tiny DNABERT-6 fine-tuned to tell real E. coli windows carrying a CTCF site (consensus of JASPAR MA0139.2,
+    either strand) from windows without: {'model', 'data', 'site'} (shared by the motif and variant tests)."""
+    import numpy as np
+
+    from dnabert.data.planted import planted_lines, planted_rows
+    from dnabert.genome.shards import open_genome
+    from dnabert.interpret.jaspar import read_meme
+
+    cwd = tmp_path_factory.mktemp("planted")
+    matrices = {m.identifier: m for m in read_meme(shared_path("data/motifs/jaspar2024_core_vertebrates.meme"))}
+    consensus = np.eye(4)[matrices["MA0139.2"].probabilities.argmax(0)].T
+    shards = open_genome(shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz"), cwd / "cache", progress=False)
+    rows = planted_rows(shards, {"MA0139.2": consensus}, 160, 160, 80, seed=1, margin=12)
+    (cwd / "planted.tsv").write_text("\n".join(planted_lines(rows)) + "\n")
+    result = train(["task=classify", "model=tiny", "task.optimizer.lr=2e-3", "logger=csv", "data.max_tokens=96",
+                    f"data.train={cwd / 'planted.tsv'}", "trainer.max_epochs=8",
+                    f"paths.output_dir={cwd / 'run'}"], cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    site = "".join("ACGT"[i] for i in consensus.argmax(0))
+    return {"model": cwd / "run" / "checkpoints" / "best.hf", "data": cwd / "planted.tsv", "site": site}

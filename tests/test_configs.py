@@ -32,6 +32,8 @@ def test_every_choice_composes(group, choice):
             cfg.data.label_columns = ["tf1", "tf2"]
     else:
         assert cfg.data.k == cfg.model.k
+        if OmegaConf.is_missing(cfg.data, "genome"):
+            cfg.data.genome = "genome.fa"
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert resolved["task"]["_target_"].startswith("dnabert.models.")
     assert resolved["trainer"]["_target_"] == "lightning.Trainer"

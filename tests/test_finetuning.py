@@ -169,7 +169,7 @@ def ecoli_windows(tmp_path_factory) -> tuple:
 def test_regression_and_multilabel_heads_learn_real_targets(ecoli_windows, tmp_path, task, metric, threshold):
     labels = "[gc]" if task == "regress" else "[gc_rich,purine_rich]"
     result = train([f"task={task}", "model=tiny", "task.optimizer.lr=2e-3", f"data.train={ecoli_windows}/train.tsv",
-                    f"data.test={ecoli_windows}/test.tsv", f"data.label_columns={labels}", "trainer.max_epochs=4",
+                    f"data.test={ecoli_windows}/test.tsv", f"data.label_columns={labels}", "trainer.max_epochs=6",
                     "data.batch_size=16", f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from dnabert.data.labelled import TASK_TYPES, LabelledRows, encode_labels, read_labelled
+from dnabert.data.labelled import TASK_TYPES, LabelledRows, check_lengths, encode_labels, read_labelled
 from dnabert.errors import DnabertError
 from dnabert.tokenization import batch_kmer_ids, check_k
 
@@ -47,6 +49,24 @@ class LabelledSplit(Dataset):
         return self.sequences[index], self.labels[index], self.names[index]
 
 
+class ResumableShuffle(DistributedSampler):
+    """This rank's share of a training epoch, shuffled from (seed, epoch), after the batches already trained in it.
+
+    The epoch and the batches done are read from the trainer when iteration starts, so a run restarted from a
+    mid-epoch checkpoint sees exactly the rest of that epoch, in the order an uninterrupted run would.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, trainer: L.Trainer, seed: int):
+        super().__init__(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=True, seed=seed)
+        self.batch_size = batch_size
+        self.trainer = trainer
+
+    def __iter__(self) -> Iterator[int]:
+        self.set_epoch(self.trainer.current_epoch)
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        return itertools.islice(super().__iter__(), done * self.batch_size, None)
+
+
 def natural_order(values: set[str]) -> list[str]:
     """Class names sorted numerically when they are all numbers ('2' < '10'), else alphabetically."""
     try:
@@ -75,14 +95,20 @@ class LabelledDataModule(L.LightningDataModule):
         max_tokens: int = 512,
         overflow: str = "truncate",
         batch_size: int = 32,
+        global_batch_size: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
     ):
         super().__init__()
+        del global_batch_size  # read by the trainer config only: its accumulate_grad_batches
         if task_type not in TASK_TYPES:
             raise DnabertError(f"data.task_type={task_type!r}: use one of {', '.join(TASK_TYPES)}")
         if val is None and not 0 < val_fraction < 1:
             raise DnabertError(f"data.val_fraction={val_fraction}: must lie between 0 and 1 when data.val is not given")
+        for key, value, least in (("batch_size", batch_size, 1), ("max_tokens", max_tokens, 3),
+                                  ("num_workers", num_workers, 0)):
+            if value < least:
+                raise DnabertError(f"data.{key}={value}: must be at least {least}")
         for split, path in (("train", train), ("val", val), ("test", test)):
             if path is not None and not Path(path).is_file():
                 raise DnabertError(f"data.{split}={path}: file not found")
@@ -138,10 +164,7 @@ class LabelledDataModule(L.LightningDataModule):
             if rows.kmer_size not in (None, k):
                 raise DnabertError(f"{rows.path}: written as {rows.kmer_size}-mers but the model uses k={k}; "
                                    f"use a DNABERT-{rows.kmer_size} model or re-write the file")
-            for sequence, line in zip(rows.sequences, rows.lines):
-                if len(sequence) < k:
-                    raise DnabertError(f"{rows.path} line {line}: sequence of {len(sequence)} nt is shorter than "
-                                       f"k={k}; remove it")
+            check_lengths(rows.sequences, rows.places, k)
         self.k = k
 
     def collate(self, items: list[tuple[str, np.ndarray, str]]) -> dict[str, torch.Tensor]:
@@ -155,16 +178,16 @@ class LabelledDataModule(L.LightningDataModule):
             batch["chunk_owner"] = torch.from_numpy(encoded.sequence_index)
         return batch
 
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+    def _loader(self, split: str, sampler: DistributedSampler | None = None) -> DataLoader:
         if split not in self.splits:
             raise DnabertError(f"no {split} split: set data.{split}=FILE")
         if self.k is None:
             raise DnabertError("the data module has no k yet: the model sets it (LabelledDataModule.use_k)")
-        return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=self.collate,
+        return DataLoader(self.splits[split], batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate,
                           num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", ResumableShuffle(self.splits["train"], self.batch_size, self.trainer, self.seed))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dnabert.errors import DnabertError
-from dnabert.genome.readers import Contig, read_genome
+from dnabert.genome.readers import GZIP_MAGIC, Contig, read_genome
 from dnabert.tokenization import codes_to_text, nucleotide_codes
 
 TASK_TYPES = ("classification", "multilabel", "regression")
@@ -32,6 +32,11 @@ class LabelledRows:
     """k of the file's k-mer text when it was written in DNABERT's space-separated format."""
     names: list[str] = field(default_factory=list)
 
+    @property
+    def places(self) -> list[str]:
+        """'FILE line N' of every row, for error messages."""
+        return [f"{self.path} line {line}" for line in self.lines]
+
 
 def sequence_from_kmers(text: str, where: str) -> tuple[str, int]:
     """DNABERT's space-separated overlapping k-mers back to nucleotides, checking that they overlap."""
@@ -43,6 +48,26 @@ def sequence_from_kmers(text: str, where: str) -> tuple[str, int]:
     if any(sequence[i : i + k] != kmer for i, kmer in enumerate(kmers)):
         raise DnabertError(f"{where}: the k-mers do not overlap by k-1 bases; is this DNABERT's k-mer format?")
     return sequence, k
+
+
+def check_text_file(path: Path) -> None:
+    """Refuse a table that is not plain text (gzip, UTF-16, binary), saying what to do."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if head.startswith(GZIP_MAGIC):
+        raise DnabertError(f"{path}: gzip-compressed; decompress it first (gunzip {path})")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DnabertError(f"{path}: UTF-16 text (Excel's 'Unicode text'); save it as UTF-8 tab-separated text")
+    if b"\0" in head:
+        line = head.count(b"\n", 0, head.index(b"\0")) + 1
+        raise DnabertError(f"{path} line {line}: binary data; this is not a text TSV/CSV file")
+
+
+def check_lengths(sequences: list[str], places: list[str], k: int) -> None:
+    """Every sequence must hold at least one k-mer."""
+    for sequence, place in zip(sequences, places):
+        if len(sequence) < k:
+            raise DnabertError(f"{place}: sequence of {len(sequence)} nt is shorter than k={k}; remove it")
 
 
 def read_labelled(
@@ -61,8 +86,9 @@ def read_labelled(
     path = Path(path)
     if not path.is_file():
         raise DnabertError(f"{path}: labelled file not found")
+    check_text_file(path)
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if not header:
@@ -89,7 +115,8 @@ def read_labelled(
             if not row or not any(cell.strip() for cell in row):
                 continue
             if len(row) != width:
-                raise DnabertError(f"{path} line {line}: {len(row)} columns where the header has {width}")
+                raise DnabertError(f"{path} line {line}: {len(row)} columns where the header has {width}; "
+                                   f"check the {'commas' if delimiter == ',' else 'tabs'}")
             text = row[sequence_index].strip()
             where = f"{path} line {line}"
             if " " in text:
@@ -105,7 +132,7 @@ def read_labelled(
             rows.lines.append(line)
             rows.names.append(row[name_index] if name_index is not None else f"{path.name}:{line}")
     if not rows.sequences:
-        raise DnabertError(f"{path}: no data rows after the header")
+        raise DnabertError(f"{path}: no data rows after the header; add rows or leave this file out")
     return rows
 
 
@@ -118,7 +145,8 @@ def encode_labels(rows: LabelledRows, task_type: str, classes: list[str] | None)
         values = np.empty(len(rows.labels), dtype=np.int64)
         for i, (label,) in enumerate(rows.labels):
             if label not in lookup:
-                raise DnabertError(f"{rows.path} line {rows.lines[i]}: label {label!r} is not one of {classes}")
+                raise DnabertError(f"{rows.path} line {rows.lines[i]}: label {label!r} is not one of {classes}; "
+                                   "fix it, or list every class in data.classes")
             values[i] = lookup[label]
         return values
     values = np.empty((len(rows.labels), len(rows.label_columns)), dtype=np.float32)
@@ -138,8 +166,10 @@ def encode_labels(rows: LabelledRows, task_type: str, classes: list[str] | None)
     return values
 
 
-def read_sequences(path: str | Path, sequence_column: str = "sequence") -> tuple[list[str], list[str]]:
-    """(names, sequences) from a FASTA file or a TSV/CSV with a header (labels, if any, are ignored)."""
+def read_sequences(path: str | Path, sequence_column: str = "sequence",
+                   min_length: int = 1) -> tuple[list[str], list[str]]:
+    """(names, sequences) from a FASTA file or a TSV/CSV with a header (labels, if any, are ignored); a sequence
+    shorter than `min_length` (the model's k) is an error naming its line."""
     path = Path(path)
     if not path.is_file():
         raise DnabertError(f"{path}: input file not found")
@@ -147,12 +177,16 @@ def read_sequences(path: str | Path, sequence_column: str = "sequence") -> tuple
         first = handle.read(1)
     if first != b">":
         rows = read_labelled(path, sequence_column=sequence_column, require_labels=False)
+        check_lengths(rows.sequences, rows.places, min_length)
         return rows.names, rows.sequences
-    names, chunks = [], []
+    names, places, chunks = [], [], []
     for event in read_genome(path):
         if isinstance(event, Contig):
             names.append(event.name)
+            places.append(event.where)
             chunks.append([])
         else:
             chunks[-1].append(event)
-    return names, [codes_to_text(np.concatenate(parts)) for parts in chunks]
+    sequences = [codes_to_text(np.concatenate(parts)) for parts in chunks]
+    check_lengths(sequences, places, min_length)
+    return names, sequences

@@ -83,7 +83,12 @@ class StepSampler(DistributedSampler):
 
 
 class GenomeDataModule(L.LightningDataModule):
-    """Pretraining windows from a genome (FASTA, 2bit or shard directory), with a held-out validation part."""
+    """Pretraining windows from a genome (FASTA, 2bit or shard directory), with a held-out validation part.
+
+    With `length_grouping` the windows of one micro-batch (`batch_size` consecutive indices, see `StepSampler`)
+    share one k-mer count drawn by DNABERT's rule, so batches carry almost no padding (the windows then depend on
+    `batch_size` too); without it every window draws its own count, as DNABERT did.
+    """
 
     def __init__(
         self,
@@ -92,10 +97,12 @@ class GenomeDataModule(L.LightningDataModule):
         k: int,
         max_tokens: int = 512,
         batch_size: int = 16,
+        global_batch_size: int | None = None,
         min_kmers: int = 5,
         full_length_fraction: float = 0.5,
         max_ambiguous_fraction: float = 0.05,
         reverse_complement: float = 0.0,
+        length_grouping: bool = True,
         holdout_contigs: list[str] | None = None,
         holdout_fraction: float = 0.05,
         val_windows: int = 256,
@@ -104,6 +111,7 @@ class GenomeDataModule(L.LightningDataModule):
         seed: int = 0,
     ):
         super().__init__()
+        del global_batch_size  # read by the trainer config only: its accumulate_grad_batches
         check_k(k)
         if batch_size < 1 or val_windows < 1 or batches_per_epoch < 1:
             raise DnabertError("data.batch_size, data.val_windows and data.batches_per_epoch must be positive")
@@ -127,6 +135,7 @@ class GenomeDataModule(L.LightningDataModule):
             max_ambiguous_fraction=max_ambiguous_fraction,
             reverse_complement=reverse_complement,
             seed=seed,
+            length_group=batch_size if length_grouping else 1,
         )
         self.holdout_contigs = list(holdout_contigs) if holdout_contigs else None
         self.holdout_fraction = holdout_fraction

@@ -1,8 +1,10 @@
 """Pretraining windows drawn from genome shards, each a pure function of (seed, split, index).
 
 DNABERT's rule: half the windows are full length (the model's maximum number of k-mers), the rest have a
-uniformly random number of k-mers between a minimum and the maximum. Windows with too many N are redrawn,
-and a window may be reverse-complemented. Because window `i` depends only on the seed and `i`, data-parallel
+uniformly random number of k-mers between a minimum and the maximum. The number is drawn per window, or once
+per group of `length_group` consecutive indices (a micro-batch), so that a batch needs no padding while each
+window's length keeps the same distribution. Windows with too many N are redrawn, and a window may be
+reverse-complemented. Because window `i` depends only on the seed, the group size and `i`, data-parallel
 ranks that take different indices see different windows, and a resumed run sees exactly the windows it
 would have seen.
 """
@@ -19,6 +21,9 @@ from dnabert.genome.shards import GenomeShards
 from dnabert.tokenization import AMBIGUOUS
 
 SPLIT_STREAMS = {"train": 0, "val": 1}
+GROUP_LENGTH_KEY = 1
+"""Last seed word of a group's length draw: `[seed, stream, group, 1]` never equals a window's
+`[seed, stream, index]`, which numpy seeds as `[seed, stream, index, 0]`."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +90,12 @@ class WindowSampler:
         seed: int = 0,
         split: str = "train",
         max_draws: int = 100,
+        length_group: int = 1,
     ):
         if not 1 <= min_kmers <= max_kmers:
             raise DnabertError(f"data.min_kmers={min_kmers} must lie between 1 and the model's {max_kmers} k-mers")
+        if length_group < 1:
+            raise DnabertError(f"length_group={length_group}: must be at least 1")
         self.shards = shards
         self.k = k
         self.max_kmers = max_kmers
@@ -98,6 +106,7 @@ class WindowSampler:
         self.seed = seed
         self.stream = SPLIT_STREAMS[split]
         self.max_draws = max_draws
+        self.length_group = length_group
         usable = (regions.end - regions.start) >= min_kmers + k - 1
         if not usable.any():
             raise DnabertError(
@@ -110,11 +119,12 @@ class WindowSampler:
     def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(codes of window `index`, uniform noise of shape (tokens incl. specials, 3))."""
         rng = np.random.default_rng([self.seed, self.stream, index])
+        group_kmers = None
+        if self.length_group > 1:
+            group = index // self.length_group
+            group_kmers = self.kmer_count(np.random.default_rng([self.seed, self.stream, group, GROUP_LENGTH_KEY]))
         for _ in range(self.max_draws):
-            if rng.random() < self.full_length_fraction:
-                n_kmers = self.max_kmers
-            else:
-                n_kmers = int(rng.integers(self.min_kmers, self.max_kmers + 1))
+            n_kmers = group_kmers or self.kmer_count(rng)
             region = int(np.searchsorted(self.cumulative, rng.random() * self.cumulative[-1], side="right"))
             start, end = int(self.regions.start[region]), int(self.regions.end[region])
             length = min(n_kmers + self.k - 1, end - start)
@@ -131,6 +141,12 @@ class WindowSampler:
             codes = reverse_complement(codes)
         noise = rng.random((length - self.k + 1 + 2, NOISE_CHANNELS), dtype=np.float32)
         return codes, noise
+
+    def kmer_count(self, rng: np.random.Generator) -> int:
+        """DNABERT's length rule: the maximum with probability `full_length_fraction`, else uniform from the minimum."""
+        if rng.random() < self.full_length_fraction:
+            return self.max_kmers
+        return int(rng.integers(self.min_kmers, self.max_kmers + 1))
 
 
 def reverse_complement(codes: np.ndarray) -> np.ndarray:

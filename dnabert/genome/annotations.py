@@ -31,7 +31,8 @@ def read_peaks(path: str | Path) -> list[Peak]:
                 continue
             fields = line.rstrip("\r\n").split("\t")
             if len(fields) < 3:
-                raise DnabertError(f"{path} line {number}: {len(fields)} columns; BED needs chrom, start, end")
+                raise DnabertError(f"{path} line {number}: {len(fields)} tab-separated columns; BED needs chrom, "
+                                   "start and end separated by tabs")
             try:
                 start, end = int(fields[1]), int(fields[2])
                 offset = int(fields[9]) if len(fields) >= 10 else -1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,12 +74,16 @@ def read_genome(path: Path, progress: callable = lambda n: None) -> Iterator[Gen
         return
     with open(path, "rb") as raw:
         stream: BinaryIO = gzip.GzipFile(fileobj=raw) if kind == "gzip" else raw
-        try:
-            yield from _read_fasta(path, stream, lambda: progress(raw.tell()))
-        except (gzip.BadGzipFile, EOFError, OSError) as error:
-            if isinstance(error, OSError) and not isinstance(error, gzip.BadGzipFile) and error.filename:
-                raise
-            raise DnabertError(f"{path}: the gzip stream is corrupt or truncated ({error}); re-download it") from error
+        yield from _read_fasta(path, stream, lambda: progress(raw.tell()))
+
+
+def _read_block(path: Path, stream: BinaryIO, line: int) -> bytes:
+    """The next block of a plain or gzip stream; a damaged gzip stream is a user error naming the line reached."""
+    try:
+        return stream.read(BLOCK_BYTES)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise DnabertError(f"{path} line {line}: the gzip stream is corrupt or truncated ({error}); "
+                           "re-download or re-compress the file") from error
 
 
 def _read_fasta(path: Path, stream: BinaryIO, tick: callable) -> Iterator[GenomeEvent]:
@@ -92,7 +97,7 @@ def _read_fasta(path: Path, stream: BinaryIO, tick: callable) -> Iterator[Genome
     seen_any = False
     mid_line = False
     while True:
-        block = stream.read(BLOCK_BYTES)
+        block = _read_block(path, stream, line_base)
         tick()
         at_end = not block
         data = carry + block
@@ -151,16 +156,18 @@ def _sequence_part(
         return
     raw = np.frombuffer(data, np.uint8, end - start, start)
     codes = _SEQUENCE_TABLE[raw]
-    invalid = np.flatnonzero(codes == INVALID)
-    if invalid.size or (not in_contig and np.any(codes != SKIP)):
-        first = int(invalid[0]) if invalid.size else int(np.flatnonzero(codes != SKIP)[0])
+    wrong = np.flatnonzero(codes == INVALID if in_contig else codes != SKIP)
+    if wrong.size:
+        first = int(wrong[0])
         line = line_base + data.count(b"\n", 0, start + first)
         byte = int(raw[first])
+        if byte == 0 or byte >= 128:
+            inside = f" in contig '{contig}'" if in_contig else ""
+            raise DnabertError(f"{path} line {line}: binary data{inside}; this is not a text FASTA file "
+                               "(give FASTA, FASTA.gz or 2bit)")
         if not in_contig:
             raise DnabertError(f"{path} line {line}: sequence before any FASTA header; is this a FASTA file? "
                                "Each record must start with '>name'")
-        if byte == 0 or byte >= 128:
-            raise DnabertError(f"{path} line {line}: binary data in contig '{contig}'; this is not a text FASTA file")
         raise DnabertError(f"{path} line {line}: {chr(byte)!r} in contig '{contig}' is not a nucleotide "
                            "(expected A, C, G, T or an IUPAC code such as N)")
     kept = codes[codes != SKIP]

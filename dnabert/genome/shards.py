@@ -13,7 +13,6 @@ anything that looks complete.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dnabert.atomic import build_directory, write_json_atomic
-from dnabert.errors import DnabertError
+from dnabert.errors import DnabertError, read_json
 from dnabert.genome.readers import Contig, read_genome
 from dnabert.tokenization import AMBIGUOUS
 
@@ -136,7 +135,7 @@ class GenomeShards:
                 f"{self.directory}: not a complete genome shard directory (no metadata.json); "
                 "run `dnabert prepare-genome GENOME --out DIR` again"
             )
-        self.metadata = json.loads(metadata_file.read_text())
+        self.metadata = read_json(metadata_file, "run `dnabert prepare-genome` again")
         if self.metadata.get("format") != FORMAT or self.metadata.get("version") != VERSION:
             raise DnabertError(f"{metadata_file}: not a dnabert genome shard directory of version {VERSION}")
         self._arrays: dict[int, np.ndarray] = {}
@@ -145,7 +144,7 @@ class GenomeShards:
     @cached_property
     def contigs(self) -> list[ContigInfo]:
         """Contigs in file order."""
-        index = json.loads((self.directory / "index.json").read_text())
+        index = read_json(self.directory / "index.json", "run `dnabert prepare-genome` again")
         return [ContigInfo(**entry) for entry in index["contigs"]]
 
     @cached_property
@@ -158,7 +157,10 @@ class GenomeShards:
         for i, contig in enumerate(self.contigs):
             if contig.name == name:
                 return i
-        raise DnabertError(f"{self.directory}: no contig named '{name}'")
+        names = [contig.name for contig in self.contigs]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise DnabertError(f"{self.directory}: no contig named '{name}' (the genome has {shown}); check the "
+                           "chromosome naming (chr1 vs 1)")
 
     def codes(self, contig: int) -> np.ndarray:
         """Memory-mapped nucleotide codes of one contig."""

@@ -7,13 +7,14 @@ from collections.abc import Callable
 import lightning as L
 import torch
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
 
 from dnabert.errors import DnabertError
 from dnabert.models.loading import RANDOM, build_model, config_from_dict, initial_config
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.models.metrics import metric_inputs, task_metrics
 from dnabert.models.optim import configure_optimization
+from dnabert.models.parameter_efficient import full
 
 STAGES = ("val", "test")
 
@@ -23,7 +24,9 @@ class SequenceClassifier(L.LightningModule):
 
     The encoder starts from `init` (random, a dnabert .ckpt or a Hugging Face directory such as a published
     DNABERT); k comes from there. The head is sized in `configure_model`, once the data module has read the
-    labels, and the saved model is a plain HF BertForSequenceClassification with `id2label`.
+    labels; `finetune` then chooses which weights train (`dnabert.models.parameter_efficient`), and
+    `gradient_checkpointing` trades compute for activation memory. The saved model is a plain HF
+    BertForSequenceClassification with `id2label`.
     """
 
     def __init__(
@@ -36,6 +39,8 @@ class SequenceClassifier(L.LightningModule):
         chunk_aggregation: str | None = None,
         max_chunks: int = 8,
         attn_implementation: str = "sdpa",
+        finetune: Callable[[PreTrainedModel], nn.Module] = full,
+        gradient_checkpointing: bool = False,
     ):
         super().__init__()
         updates = {} if hidden_dropout_prob is None else {"hidden_dropout_prob": hidden_dropout_prob}
@@ -46,7 +51,9 @@ class SequenceClassifier(L.LightningModule):
         self.attn_implementation = attn_implementation
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.model: BertForSequenceClassification | None = None
+        self.finetune = finetune
+        self.gradient_checkpointing = gradient_checkpointing
+        self.model: nn.Module | None = None
         self.metrics = nn.ModuleDict()
 
     def setup(self, stage: str) -> None:
@@ -73,7 +80,10 @@ class SequenceClassifier(L.LightningModule):
             values = {**self.config.to_dict(), **self.long_sequence, "model_type": DNABertLongConfig.model_type}
             self.config = config_from_dict(values)
             model_class = BertForLongSequenceClassification
-        self.model = build_model(model_class, self.init, self.config, self.attn_implementation)
+        model = build_model(model_class, self.init, self.config, self.attn_implementation)
+        if self.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model = self.finetune(model)
         self.metrics = nn.ModuleDict({stage: task_metrics(info.task_type, info.num_labels) for stage in STAGES})
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import BertModel
 
+from dnabert.atomic import open_npy_atomic
 from dnabert.errors import DnabertError
 from dnabert.models.loading import build_model, initial_config
 from dnabert.tokenization import NUM_SPECIAL, batch_kmer_ids
@@ -51,9 +52,7 @@ def embed_to_file(encoder: BertModel, sequences: list[str], out: Path, pooling: 
     widths = {"cls": None, "mean": None, "tokens": int(min(lengths.max() - k + 1, kmers_max)),
               "nucleotide": int(min(lengths.max(), kmers_max + k - 1))}
     shape = (len(sequences), hidden) if widths[pooling] is None else (len(sequences), widths[pooling], hidden)
-    temporary = out.with_name(f".{out.name}.partial")
-    array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=shape)
-    try:
+    with open_npy_atomic(out, shape) as array:
         for start in tqdm(range(0, len(sequences), batch_size), desc="embed", unit="batch", disable=not progress):
             encoded = batch_kmer_ids(sequences[start : start + batch_size], k, max_tokens)
             ids, mask = torch.from_numpy(encoded.input_ids), torch.from_numpy(encoded.attention_mask)
@@ -72,9 +71,4 @@ def embed_to_file(encoder: BertModel, sequences: list[str], out: Path, pooling: 
             else:
                 values = nucleotide_average(tokens, n_kmers, k, widths["nucleotide"])
             array[start : start + len(values)] = values.numpy()
-        array.flush()
-        del array
-        temporary.replace(out)
-    finally:
-        temporary.unlink(missing_ok=True)
     return shape

@@ -12,7 +12,7 @@ from transformers import BertForSequenceClassification
 from dnabert.errors import DnabertError
 from dnabert.models.loading import build_model, initial_config
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
-from dnabert.tokenization import batch_kmer_ids, codes_to_text, nucleotide_codes
+from dnabert.tokenization import EncodedBatch, batch_kmer_ids, codes_to_text, nucleotide_codes
 
 
 def load_classifier(path: str | Path) -> BertForSequenceClassification | BertForLongSequenceClassification:
@@ -37,30 +37,53 @@ def reverse_complement_text(sequence: str) -> str:
     return letters[codes].tobytes().decode()
 
 
+def encode_batch(model, sequences: list[str], max_tokens: int = 512) -> tuple[EncodedBatch, dict]:
+    """Token ids of a batch and the model's keyword inputs (long-sequence models get every chunk, others truncate)."""
+    long = isinstance(model.config, DNABertLongConfig)
+    max_tokens = min(max_tokens, model.config.max_position_embeddings)
+    encoded = batch_kmer_ids(sequences, model.config.k, max_tokens, "split" if long else "truncate")
+    inputs = {"input_ids": torch.from_numpy(encoded.input_ids),
+              "attention_mask": torch.from_numpy(encoded.attention_mask)}
+    if long:
+        inputs["chunk_owner"] = torch.from_numpy(encoded.sequence_index)
+    return encoded, inputs
+
+
+def output_values(logits: torch.Tensor, problem_type: str) -> torch.Tensor:
+    """Softmax probabilities, sigmoid probabilities or raw values, as the problem type asks."""
+    logits = logits.float()
+    if problem_type == "single_label_classification":
+        return logits.softmax(-1)
+    if problem_type == "multi_label_classification":
+        return logits.sigmoid()
+    return logits
+
+
+def prediction_lines(model, names: list[str], values: np.ndarray) -> list[str]:
+    """TSV lines (header first): name, one column per class or target, and the predicted class."""
+    labels = output_names(model)
+    problem = model.config.problem_type
+    classification = problem == "single_label_classification"
+    header = ["name", *(f"p_{label}" if problem != "regression" else label for label in labels)]
+    lines = ["\t".join(header + (["prediction"] if classification else []))]
+    for name, row in zip(names, values):
+        cells = [name, *(f"{value:.6g}" for value in row)]
+        lines.append("\t".join(cells + ([labels[int(row.argmax())]] if classification else [])))
+    return lines
+
+
 @torch.no_grad()
 def predict(model: BertForSequenceClassification, sequences: list[str], batch_size: int = 64,
             max_tokens: int = 512, reverse_complement: bool = False, progress: bool = True) -> np.ndarray:
     """Probabilities per class (softmax), per label (sigmoid) or raw values, one row per sequence."""
-    k = model.config.k
-    problem = model.config.problem_type
-    long = isinstance(model.config, DNABertLongConfig)
     rows = []
     for start in tqdm(range(0, len(sequences), batch_size), desc="predict", unit="batch", disable=not progress):
         batch = sequences[start : start + batch_size]
         strands = [batch, [reverse_complement_text(s) for s in batch]] if reverse_complement else [batch]
         outputs = []
         for strand in strands:
-            encoded = batch_kmer_ids(strand, k, max_tokens, "split" if long else "truncate")
-            inputs = {"input_ids": torch.from_numpy(encoded.input_ids),
-                      "attention_mask": torch.from_numpy(encoded.attention_mask)}
-            if long:
-                inputs["chunk_owner"] = torch.from_numpy(encoded.sequence_index)
-            logits = model(**inputs).logits.float()
-            if problem == "single_label_classification":
-                logits = logits.softmax(-1)
-            elif problem == "multi_label_classification":
-                logits = logits.sigmoid()
-            outputs.append(logits)
+            _, inputs = encode_batch(model, strand, max_tokens)
+            outputs.append(output_values(model(**inputs).logits, model.config.problem_type))
         rows.append(torch.stack(outputs).mean(0).numpy())
     return np.concatenate(rows) if rows else np.zeros((0, model.config.num_labels), dtype=np.float32)
 
@@ -91,6 +114,10 @@ def scan_windows(model, shards, region: str, window: int, stride: int, column: i
         raise DnabertError(f"--region {region}: contig '{name}' has only {length:,} nt")
     if window < model.config.k or stride < 1 or end - start < window:
         raise DnabertError(f"--window {window} / --stride {stride} do not fit the {end - start:,} nt region")
+    longest = model.config.max_position_embeddings + model.config.k - 3
+    if window > longest and not isinstance(model.config, DNABertLongConfig):
+        raise DnabertError(f"--window {window}: the model reads at most {longest} nt (max_position_embeddings="
+                           f"{model.config.max_position_embeddings}); use a smaller --window")
     starts = list(range(start, end - window + 1, stride))
     offset = (window - stride) // 2
     for first in tqdm(range(0, len(starts), batch_size), desc="scan", unit="batch", disable=not progress):

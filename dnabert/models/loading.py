@@ -6,13 +6,14 @@ HF directories with `trust_remote_code=False` (safetensors, or `.bin` through to
 
 from __future__ import annotations
 
-import json
+import pickle
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, BertConfig, PreTrainedModel
 
-from dnabert.errors import DnabertError
+from dnabert.errors import DnabertError, read_json
+from dnabert.models.hf_export import hf_directory_of
 from dnabert.models import long_sequence  # noqa: F401  (registers the long-sequence model with the Auto classes)
 from dnabert.tokenization import k_from_vocab_size
 
@@ -27,25 +28,46 @@ def kmer_size(config: BertConfig) -> int:
     return getattr(config, "k", None) or k_from_vocab_size(config.vocab_size)
 
 
+def unreadable(path: Path, error: Exception) -> DnabertError:
+    """The user error for a weights file or checkpoint that failed to load (refused pickles said plainly)."""
+    if isinstance(error, pickle.UnpicklingError):
+        return DnabertError(f"{path}: refused: it holds pickled objects besides weights, which could run code; "
+                            "load only models you trust, preferably saved as safetensors")
+    return DnabertError(f"{path}: cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                        "download or export the model again")
+
+
 def read_checkpoint(path: Path) -> dict:
     """A dnabert Lightning checkpoint, loaded without unpickling arbitrary objects."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise DnabertError(f"{path}: not a loadable dnabert checkpoint ({type(error).__name__}: "
-                           f"{str(error).splitlines()[0][:200]}); only weights-only checkpoints are accepted") from None
+        raise unreadable(path, error) from None
     if not isinstance(checkpoint, dict) or "bert_config" not in checkpoint or "state_dict" not in checkpoint:
         raise DnabertError(f"{path}: not a dnabert checkpoint (no bert_config/state_dict)")
     return checkpoint
 
 
-def _check_hf_directory(path: Path) -> None:
+def _weights_file(path: Path) -> Path:
+    """The weights file of a model directory (checked to exist beside its config.json)."""
     if not (path / "config.json").is_file():
         raise DnabertError(
             f"{path}: no config.json; a model directory needs config.json and weights (model.safetensors)"
         )
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        raise DnabertError(f"{path}: no weights file ({', '.join(WEIGHT_FILES[:2])}) beside config.json")
+    for name in WEIGHT_FILES:
+        if (path / name).is_file():
+            return path / name
+    raise DnabertError(f"{path}: no weights file ({', '.join(WEIGHT_FILES[:2])}) beside config.json")
+
+
+def _read_config(source: Path, values: dict) -> BertConfig:
+    """The DNABERT config stored in `source` (a model directory's config.json or a checkpoint), with its k."""
+    try:
+        config = config_from_dict(values)
+        config.k = kmer_size(config)
+    except (DnabertError, ValueError, TypeError, KeyError) as error:
+        raise DnabertError(f"{source}: not a DNABERT model config ({error})") from error
+    return config
 
 
 def config_from_dict(values: dict) -> BertConfig:
@@ -60,27 +82,43 @@ def initial_config(init: str, config: BertConfig | None = None, **updates) -> Be
         if config is None:
             raise DnabertError("model.init=random needs a model config (model=tiny, small, dnabert6, ...)")
         result = config_from_dict(config.to_dict())
+        result.k = kmer_size(result)
     else:
         path = Path(init)
         if path.is_dir():
-            _check_hf_directory(path)
-            result = config_from_dict(json.loads((path / "config.json").read_text()))
+            _weights_file(path)
+            config_file = path / "config.json"
+            result = _read_config(config_file, read_json(config_file, "download or export the model again"))
         elif path.is_file():
-            result = config_from_dict(read_checkpoint(path)["bert_config"])
+            result = _read_config(path, read_checkpoint(path)["bert_config"])
         else:
             raise DnabertError(f"model.init={init}: not found; give 'random', a .ckpt file or a model directory")
-    result.k = kmer_size(result)
     for key, value in updates.items():
         setattr(result, key, value)
     return result
+
+
+def _in_encoder(key: str) -> bool:
+    """Whether a state-dict key belongs to the BERT encoder (embeddings and layers) rather than a task head."""
+    return key.removeprefix("bert.").startswith(("embeddings.", "encoder."))
 
 
 def build_model(model_class: type[PreTrainedModel], init: str, config: BertConfig,
                 attn_implementation: str = "sdpa") -> PreTrainedModel:
     """`model_class` with `config`, its encoder weights (and any matching head) taken from `init`."""
     if init != RANDOM and Path(init).is_dir():
-        model = model_class.from_pretrained(init, config=config, trust_remote_code=False,
-                                            attn_implementation=attn_implementation)
+        weights = _weights_file(Path(init))
+        try:
+            model, info = model_class.from_pretrained(init, config=config, trust_remote_code=False, weights_only=True,
+                                                      attn_implementation=attn_implementation,
+                                                      ignore_mismatched_sizes=True, output_loading_info=True)
+        except Exception as error:
+            raise unreadable(weights, error) from error
+        mismatched = sorted(item for item in info["mismatched_keys"] if _in_encoder(item[0]))
+        if mismatched:
+            key, stored, wanted = mismatched[0]
+            raise DnabertError(f"{init}: the weights do not fit its config.json ({key} is {tuple(stored)}, the config "
+                               f"asks for {tuple(wanted)}); a model of another k or size?")
         return model.train()
     model = model_class._from_config(config, attn_implementation=attn_implementation)
     if init != RANDOM:
@@ -89,8 +127,11 @@ def build_model(model_class: type[PreTrainedModel], init: str, config: BertConfi
         if not any(key.startswith("bert.") for key in own):
             state = {key.removeprefix("bert."): value for key, value in state.items()}
         usable = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
-        encoder = [key for key in own if key.removeprefix("bert.").startswith(("embeddings.", "encoder."))]
+        encoder = [key for key in own if _in_encoder(key)]
         missing = [key for key in encoder if key not in usable]
+        if missing and any(".base_layer." in key for key in state):
+            raise DnabertError(f"{init}: a finetune=lora checkpoint (adapter weights, kept for resuming); use the "
+                               f"merged HF directory beside it, {hf_directory_of(init)}")
         if missing:
             raise DnabertError(f"model.init={init}: checkpoint lacks encoder weights such as {missing[0]}")
         model.load_state_dict(usable, strict=False)

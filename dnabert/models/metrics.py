@@ -8,12 +8,23 @@ from torchmetrics.classification import (
     AUROC,
     Accuracy,
     AveragePrecision,
+    BinaryStatScores,
     F1Score,
     MatthewsCorrCoef,
     Precision,
     Recall,
 )
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
+
+
+class BinaryMacroF1(BinaryStatScores):
+    """Macro F1 of a binary task from P(class 1): the mean of the class-1 and class-0 F1 scores."""
+
+    def compute(self) -> torch.Tensor:
+        tp, fp, tn, fn = (count.double() for count in self._final_state())
+        positive = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+        negative = 2 * tn / (2 * tn + fn + fp).clamp(min=1)
+        return ((positive + negative) / 2).float()
 
 
 def task_metrics(task_type: str, num_labels: int) -> MetricCollection:
@@ -34,7 +45,7 @@ def task_metrics(task_type: str, num_labels: int) -> MetricCollection:
         return MetricCollection({
             "accuracy": Accuracy(task="binary"), "precision": Precision(task="binary"),
             "recall": Recall(task="binary"), "f1": F1Score(task="binary"),
-            "f1_macro": F1Score(task="multiclass", num_classes=2, average="macro"),
+            "f1_macro": BinaryMacroF1(),
             "mcc": MatthewsCorrCoef(task="binary"), "auroc": AUROC(task="binary"),
             "auprc": AveragePrecision(task="binary"),
         })

@@ -45,7 +45,10 @@ def configure_optimization(module: L.LightningModule, model: nn.Module, optimize
                            scheduler: Callable | None) -> dict:
     """Lightning's `configure_optimizers` result for `model` from the config's partial optimizer/scheduler."""
     weight_decay = getattr(optimizer, "keywords", {}).get("weight_decay", 0.0)
-    built = optimizer(parameter_groups(model, weight_decay))
+    try:
+        built = optimizer(parameter_groups(model, weight_decay))
+    except ValueError as error:
+        raise DnabertError(f"task.optimizer: {error}; fix the value in the config") from error
     if scheduler is None:
         return {"optimizer": built}
     schedule = scheduler(built, total_steps=module.trainer.estimated_stepping_batches)

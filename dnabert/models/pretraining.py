@@ -31,6 +31,21 @@ class KmerFrequencyBaseline(Metric):
         return self.counts.max() / self.counts.sum().clamp(min=1)
 
 
+def training_flops(model: BertForMaskedLM, lengths: torch.Tensor, decoded_tokens: int) -> float:
+    """Matmul FLOPs of one training step (forward + backward) on sequences of `lengths` real tokens.
+
+    6 per parameter per token for the encoder; 6 per parameter of the MLM head (its decoder is the tied word
+    embedding) at the `decoded_tokens` positions where the head runs; 12 x layers x hidden x sequence length per
+    token for attention scores and their weighted sum. Padding, embedding lookups and softmax are not counted.
+    """
+    config = model.config
+    encoder = sum(p.numel() for p in model.bert.encoder.parameters())
+    head = sum(p.numel() for p in model.cls.parameters())
+    lengths = lengths.double()
+    attention = 12 * config.num_hidden_layers * config.hidden_size * float((lengths**2).sum())
+    return 6 * encoder * float(lengths.sum()) + attention + 6 * head * decoded_tokens
+
+
 class MaskedKmerModule(L.LightningModule):
     """BertForMaskedLM trained with DNABERT's span masking; logs loss, masked-token accuracy, perplexity."""
 
@@ -76,7 +91,8 @@ class MaskedKmerModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits, targets = self.masked_predictions(batch, self.global_step)
-        loss = F.cross_entropy(logits.float(), targets)
+        # mean over masked tokens; a micro-batch of short windows may have none: loss 0, not NaN
+        loss = F.cross_entropy(logits.float(), targets, reduction="sum") / max(len(targets), 1)
         size = len(batch["input_ids"])
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/accuracy", (logits.argmax(-1) == targets).float().mean(), batch_size=size)

@@ -1,0 +1,76 @@
+"""Labelled sets with known motifs planted into real genome background: ground truth for motif discovery
+and variant scoring. Positives carry one site sampled from a matrix (either strand); negatives carry none."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnabert.errors import DnabertError
+from dnabert.genome.shards import GenomeShards
+from dnabert.tokenization import AMBIGUOUS, codes_to_text
+
+COMPLEMENT = str.maketrans("ACGT", "TGCA")
+
+
+@dataclass
+class PlantedRow:
+    """One sequence: label 1 with the planted matrix, site start (0-based) and strand, or label 0 without."""
+
+    sequence: str
+    label: int
+    motif: str = ""
+    start: int = -1
+    strand: str = ""
+
+
+def sample_site(probabilities: np.ndarray, rng: np.random.Generator) -> str:
+    """One site drawn column by column from a 4 x width probability matrix (rows A, C, G, T)."""
+    cumulative = np.cumsum(probabilities / probabilities.sum(0, keepdims=True), axis=0)
+    draws = (rng.random(probabilities.shape[1])[None, :] > cumulative).sum(0)
+    return "".join("ACGT"[min(int(d), 3)] for d in draws)
+
+
+def background_windows(shards: GenomeShards, count: int, length: int, rng: np.random.Generator) -> list[str]:
+    """`count` random windows of `length` nt without N, drawn from contigs in proportion to their length."""
+    lengths = shards.lengths.astype(np.float64)
+    usable = np.maximum(lengths - length, 0)
+    if not usable.any():
+        raise DnabertError(f"{shards.directory}: no contig is longer than {length} nt")
+    windows: list[str] = []
+    while len(windows) < count:
+        contig = int(rng.choice(len(lengths), p=usable / usable.sum()))
+        start = int(rng.integers(0, usable[contig]))
+        codes = shards.fetch(contig, start, start + length)
+        if not (codes == AMBIGUOUS).any():
+            windows.append(codes_to_text(codes))
+    return windows
+
+
+def plant(background: str, site: str, rng: np.random.Generator, margin: int = 0) -> tuple[str, int, str]:
+    """`background` with `site` (or its reverse complement, at random) written over a random position."""
+    strand = "+" if rng.random() < 0.5 else "-"
+    text = site if strand == "+" else site.translate(COMPLEMENT)[::-1]
+    start = int(rng.integers(margin, len(background) - len(text) - margin + 1))
+    return background[:start] + text + background[start + len(text):], start, strand
+
+
+def planted_rows(shards: GenomeShards, matrices: dict[str, np.ndarray], per_motif: int, negatives: int,
+                 length: int, seed: int, margin: int = 0) -> list[PlantedRow]:
+    """`per_motif` positives per matrix (one sampled site each) and `negatives` plain windows, shuffled."""
+    rng = np.random.default_rng(seed)
+    windows = background_windows(shards, per_motif * len(matrices) + negatives, length, rng)
+    rows = [PlantedRow(window, 0) for window in windows[:negatives]]
+    remaining = iter(windows[negatives:])
+    for name, probabilities in matrices.items():
+        for _ in range(per_motif):
+            sequence, start, strand = plant(next(remaining), sample_site(probabilities, rng), rng, margin)
+            rows.append(PlantedRow(sequence, 1, name, start, strand))
+    return [rows[i] for i in rng.permutation(len(rows))]
+
+
+def planted_lines(rows: list[PlantedRow]) -> list[str]:
+    """TSV lines (with header) of a planted set: sequence, label, motif, start, strand."""
+    return ["sequence\tlabel\tmotif\tstart\tstrand",
+            *(f"{r.sequence}\t{r.label}\t{r.motif}\t{r.start}\t{r.strand}" for r in rows)]

@@ -1,0 +1,1 @@
+"""Interpreting fine-tuned models: attention and attributions per nucleotide, motifs, variant effects, plots."""

@@ -1,0 +1,64 @@
+"""What a run was: its resolved config, the code revision and checksums of the data it read."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from dnabert.atomic import write_json_atomic, write_text_atomic
+from dnabert.errors import DnabertError
+from dnabert.genome.shards import GenomeShards, file_sha256
+
+DATA_FILES = ("genome", "train", "val", "test")
+"""Keys of the `data` config that name input files (or a genome shard directory)."""
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The config as plain values; a value still missing (`???`) is a one-line user error."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as error:
+        raise DnabertError(f"{error.full_key}: no value given; set it on the command line "
+                           f"({error.full_key}=...)") from None
+
+
+def git_revision(directory: Path = SOURCE_ROOT) -> dict:
+    """Commit of the source tree and whether it has uncommitted changes (both null outside a git checkout)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, check=True).stdout
+
+    try:
+        return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--porcelain").strip())}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def data_checksums(data: dict) -> dict[str, str]:
+    """SHA-256 of every data file the run names; a shard directory gives its source genome's checksum."""
+    checksums = {}
+    for key in DATA_FILES:
+        path = Path(data[key]) if data.get(key) else None
+        if path is not None and path.is_dir():
+            checksums[key] = GenomeShards(path).metadata.get("source_sha256")
+        elif path is not None and path.is_file():
+            checksums[key] = file_sha256(path)
+    return checksums
+
+
+@rank_zero_only
+def record_provenance(config: dict, output_dir: Path, loggers: list[Logger]) -> None:
+    """Write `config.yaml` and `provenance.json` (config, git revision, data checksums) into the run directory and
+    log them as every logger's hyper-parameters."""
+    record = {"config": config, "git": git_revision(), "data_sha256": data_checksums(config.get("data") or {})}
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output_dir / "config.yaml", OmegaConf.to_yaml(config))
+    write_json_atomic(output_dir / "provenance.json", record)
+    for logger in loggers:
+        logger.log_hyperparams({**config, "git": record["git"], "data_sha256": record["data_sha256"]})

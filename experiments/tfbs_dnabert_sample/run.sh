@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# DNABERT's own TFBS sample (1,000 x 101 nt, read in its 6-mer format), stratified 3-fold cross-validation per
+# seed: random init and human-pretrained init, 3 seeds each, with k-mer logistic regression on the same folds.
+# Needs experiments/pretrain_human/run.sh first for the pretrained init. Extra arguments are train.py overrides.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+.venv/bin/python experiments/finetune_study.py \
+  --cv ../shared/data/tfbs_dnabert_sample/dnabert_format_6mer.tsv --folds 3 --task tfbs \
+  --init random=random --init pretrained=experiments/pretrain_human/results/run/checkpoints/last.hf \
+  --seeds 1 2 3 --out experiments/tfbs_dnabert_sample/results -- model=small trainer=bf16 trainer.max_epochs=2 "$@"

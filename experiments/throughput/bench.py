@@ -1,0 +1,309 @@
+"""Pretraining throughput: DNABERT's reference pipeline against dnabert, one lever at a time, in one run.
+
+Run from the project root:
+
+    nice -n 5 .venv/bin/python experiments/throughput/bench.py                       # CPU, small DNABERT-6
+    .venv/bin/python experiments/throughput/bench.py --device cuda --model dnabert6  # GPU, the paper's BERT-base
+
+Every setup trains the same model size on windows of the same genome (hg19 chr22 blocks from ../shared) drawn
+by `GenomeDataModule`, with DNABERT's span masking, batch `--batch-size` x up to 512 tokens. The reference is
+what DNABERT ran: `BertForMaskedLM` with eager attention in fp32, attention dropout 0.1, logits (and loss) at
+every position, windows of per-window random length padded to the longest, AdamW. Each following setup adds one
+lever to a setup before it (its base); the last rows add levers aimed at model FLOPs utilisation (MFU). Setups
+are Hydra overrides of the training config plus how the step runs (bf16 autocast, bf16 weights, torch.compile),
+so each row maps onto a `train.py` run.
+
+Timing: the machine may be shared and noisy, so every setup runs `--steps` steps in each of `--rounds`
+interleaved rounds (the order rotates every round) after `--warmup` steps; setups that share a data stream
+train on the same batches. Tokens/s count real tokens only (no padding) over whole rounds; ratios are taken
+within a round and their median reported. A bf16 matmul is timed in every round: its median is the peak that
+MFU is measured against. The data loader (in-process, as `data.num_workers=0`) is timed in every round too and
+compared with the fastest setup's consumption. Prints a Markdown table and writes the raw numbers as JSON under
+experiments/throughput/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+N_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, str(N_CPUS))
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+
+from dnabert.config import register_resolvers  # noqa: E402
+from dnabert.data.masking import IGNORE_INDEX  # noqa: E402
+from dnabert.models.pretraining import MaskedKmerModule, training_flops  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+GENOME = ROOT.parent / "shared" / "data" / "human_chr22_hg19" / "hg19_chr22_blocks.fa.gz"
+RESULTS = Path(__file__).resolve().parent / "results"
+PAPER_TOKENS = 120_000 * 2_000 * 512
+"""The paper's pretraining budget: 120k steps x 2,000 windows x 512 tokens."""
+
+warnings.filterwarnings("ignore", message=".*self.log.*")  # the module's step logs; no Trainer here to receive it
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One benchmarked configuration: Hydra overrides plus how the training step runs."""
+
+    name: str
+    overrides: dict[str, object] = field(default_factory=dict)
+    reference_step: bool = True
+    """True: HF `BertForMaskedLM(labels=...)`, logits at every position; False: the module's masked-only step."""
+    autocast: bool = False
+    bf16_weights: bool = False
+    compile: bool = False
+    base: str | None = None
+    """The setup this one adds a lever to."""
+
+    def add(self, name: str, overrides: dict[str, object] | None = None, **step: bool) -> Setup:
+        """This setup with one more lever."""
+        return replace(self, name=name, overrides={**self.overrides, **(overrides or {})}, base=self.name, **step)
+
+    @property
+    def stream(self) -> tuple:
+        """The data overrides: setups with equal streams train on the same batches."""
+        return tuple(sorted((k, str(v)) for k, v in self.overrides.items() if k.startswith("data.")))
+
+
+def setups(model: str, batch_size: int) -> list[Setup]:
+    """The reference, each lever added one by one, then the MFU levers on top of the best uncompiled setup."""
+    reference = Setup("reference: HF eager fp32, attn dropout 0.1, all-position logits, padded", {
+        "model": model, "data.batch_size": batch_size, "task.attn_implementation": "eager",
+        "model.config.attention_probs_dropout_prob": 0.1, "data.length_grouping": False,
+    })
+    ladder = [reference]
+    for name, overrides, step in [
+        ("+ sdpa attention", {"task.attn_implementation": "sdpa"}, {}),
+        ("+ no attention dropout", {"model.config.attention_probs_dropout_prob": 0.0}, {}),
+        ("+ bf16 autocast", {}, {"autocast": True}),
+        ("+ masked-only logits (MaskedKmerModule)", {}, {"reference_step": False}),
+        ("+ length grouping", {"data.length_grouping": True}, {}),
+        ("+ fused AdamW", {"+task.optimizer.fused": True}, {}),
+    ]:
+        ladder.append(ladder[-1].add(name, overrides, **step))
+    best = ladder[-1]
+    ladder.append(best.add("+ torch.compile (encoder, dynamic shapes)", compile=True))
+    ladder.append(best.add(f"MFU: batch {4 * batch_size}", {"data.batch_size": 4 * batch_size}))
+    prefix = "MFU: "
+    if model in ("tiny", "small"):
+        best = best.add("MFU: BERT-base width (768/3072, 12 heads), 2 layers",
+                        {"model": "dnabert6", "model.config.num_hidden_layers": 2})
+        ladder.append(best)
+        prefix = best.name + ", "
+    ladder.append(best.add(prefix + "bf16 weights", bf16_weights=True, autocast=False))
+    ladder.append(ladder[-1].add(ladder[-1].name + ", no hidden dropout (a model change)",
+                                 {"model.config.hidden_dropout_prob": 0.0}))
+    return ladder
+
+
+def composed(setup: Setup, max_tokens: int | None):
+    """The training config of a setup (scheduler off: the step alone is timed)."""
+    overrides = [f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+                 for key, value in setup.overrides.items()]
+    if max_tokens:
+        overrides.append(f"data.max_tokens={max_tokens}")
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=["task=pretrain", f"data.genome={GENOME}", "paths.output_dir=unused",
+                                           "task.scheduler=null", *overrides])
+
+
+class Runner:
+    """A setup's module, optimizer and batches, ready to time."""
+
+    def __init__(self, setup: Setup, cfg, batches: list[dict[str, torch.Tensor]], device: torch.device):
+        self.setup = setup
+        self.device = device
+        self.module: MaskedKmerModule = instantiate(cfg.task).to(device)
+        if setup.bf16_weights:
+            self.module.to(torch.bfloat16)
+        self.optimizer = self.module.configure_optimizers()["optimizer"]
+        if setup.compile:
+            self.module.model.bert.compile(dynamic=True)
+        self.batches = batches
+        self.flops = []
+        for batch in batches:
+            decoded = batch["attention_mask"].sum()
+            if not setup.reference_step:
+                _, labels = self.module.masking(batch["input_ids"], batch["noise"], 0)
+                decoded = (labels != IGNORE_INDEX).sum()
+            self.flops.append(training_flops(self.module.model, batch["attention_mask"].sum(1), int(decoded)))
+
+    def step(self, batch: dict[str, torch.Tensor]) -> None:
+        """One optimizer step: masking, forward, loss, backward, AdamW."""
+        batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.setup.autocast):
+            if self.setup.reference_step:
+                inputs, labels = self.module.masking(batch["input_ids"], batch["noise"], 0)
+                loss = self.module.model(input_ids=inputs, attention_mask=batch["attention_mask"], labels=labels).loss
+            else:
+                loss = self.module.training_step(batch, 0)
+        loss.backward()
+        self.optimizer.step()
+
+    def timed(self, indices: range) -> tuple[float, float, float]:
+        """(seconds, real tokens, FLOPs) of the steps on batches `indices`."""
+        seconds = tokens = flops = 0.0
+        for index in indices:
+            start = time.perf_counter()
+            self.step(self.batches[index])
+            synchronize(self.device)
+            seconds += time.perf_counter() - start
+            tokens += float(self.batches[index]["attention_mask"].sum())
+            flops += self.flops[index]
+        return seconds, tokens, flops
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device: torch.device) -> float:
+    """bf16 matmul FLOP/s: median of 5 timings of square products (2048 on CPU, 8192 on GPU)."""
+    size, repeats = (8192, 50) if device.type == "cuda" else (2048, 10)
+    a, b = (torch.randn(size, size, device=device, dtype=torch.bfloat16) for _ in range(2))
+    a @ b
+    synchronize(device)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 * repeats / statistics.median(times)
+
+
+def loader_rate(data, batches: int) -> float:
+    """Real tokens/s of the training data loader alone (windows, k-mer ids, noise, collation)."""
+    loader = iter(data.train_dataloader())
+    start = time.perf_counter()
+    tokens = sum(float(next(loader)["attention_mask"].sum()) for _ in range(batches))
+    return tokens / (time.perf_counter() - start)
+
+
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or "CPU"
+
+
+def spread(values: list[float], digits: int = 0) -> str:
+    """Median [min-max] of values."""
+    return f"{statistics.median(values):,.{digits}f} [{min(values):,.{digits}f}-{max(values):,.{digits}f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--model", default="small", help="conf/model choice (small, tiny, dnabert6, ...)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=None, help="data.max_tokens (default: the model's 512)")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=6, help="steps per setup per round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per setup first")
+    parser.add_argument("--loader-batches", type=int, default=30, help="batches the loader makes per round")
+    args = parser.parse_args()
+
+    torch.set_num_threads(N_CPUS)
+    torch.manual_seed(0)
+    register_resolvers()
+    device = torch.device(args.device)
+    load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    total = args.warmup + args.rounds * args.steps
+
+    runners, streams, loader_data = [], {}, None
+    for setup in setups(args.model, args.batch_size):
+        cfg = composed(setup, args.max_tokens)
+        if setup.stream not in streams:
+            data = instantiate(cfg.data)
+            data.prepare_data()
+            data.setup()
+            loader = iter(data.train_dataloader())
+            streams[setup.stream] = [next(loader) for _ in range(total)]
+            if cfg.data.length_grouping and cfg.data.batch_size == args.batch_size:
+                loader_data = data
+        runners.append(Runner(setup, cfg, streams[setup.stream], device))
+
+    compile_seconds = {}
+    for runner in runners:
+        seconds = runner.timed(range(args.warmup))[0]
+        if runner.setup.compile:
+            compile_seconds[runner.setup.name] = seconds
+
+    rounds = []
+    for number in range(args.rounds):
+        measured = range(args.warmup + number * args.steps, args.warmup + (number + 1) * args.steps)
+        order = runners[number % len(runners):] + runners[: number % len(runners)]
+        results = {runner.setup.name: runner.timed(measured) for runner in order}
+        rounds.append({"peak": matmul_peak(device), "loader": loader_rate(loader_data, args.loader_batches),
+                       "setups": results})
+        print(f"round {number + 1}/{args.rounds} done", flush=True)
+
+    report(args, runners, rounds, compile_seconds, load_before, started)
+
+
+def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dict, load_before, started) -> None:
+    """Print the Markdown table and write the raw numbers as JSON."""
+    peaks = [r["peak"] for r in rounds]
+    peak = statistics.median(peaks)
+    names = [runner.setup.name for runner in runners]
+    rate = {name: [r["setups"][name][1] / r["setups"][name][0] for r in rounds] for name in names}
+    flop_rate = {name: [r["setups"][name][2] / r["setups"][name][0] for r in rounds] for name in names}
+    fastest = max(names, key=lambda name: statistics.median(rate[name]))
+    loader = [r["loader"] for r in rounds]
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_name()}, {N_CPUS} threads"
+
+    print(f"\n{started}; {device}; torch {torch.__version__}, transformers {transformers.__version__}; "
+          f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
+    print(f"bf16 matmul peak: {spread([p / 1e9 for p in peaks])} GFLOP/s (median of {len(rounds)} rounds)\n")
+    print("| setup | tokens/s (real) median [range] | x base | x reference | padding | tokens/window | "
+          "GFLOP/s | MFU (bf16 peak) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for runner, name in zip(runners, names):
+        batches = runner.batches[args.warmup:]
+        real = sum(float(b["attention_mask"].sum()) for b in batches)
+        padding = 1 - real / sum(b["attention_mask"].numel() for b in batches)
+        per_window = real / sum(len(b["attention_mask"]) for b in batches)
+        against = {label: statistics.median(a / b for a, b in zip(rate[name], rate[other]))
+                   for label, other in (("base", runner.setup.base or name), ("reference", names[0]))}
+        mfu = statistics.median(flop_rate[name]) / peak
+        print(f"| {name} | {spread(rate[name])} | {against['base']:.2f} | {against['reference']:.2f} | "
+              f"{padding:.1%} | {per_window:.0f} | {statistics.median(flop_rate[name]) / 1e9:,.0f} | {mfu:.1%} |")
+    best = statistics.median(rate[fastest])
+    print(f"\nloader: {spread(loader)} real tokens/s = {statistics.median(loader) / best:.0f}x the fastest setup "
+          f"({fastest})")
+    for name, seconds in compile_seconds.items():
+        print(f"{name}: first {args.warmup} steps (compilation) {seconds:.1f} s")
+    print(f"paper budget (120k steps x 2,000 x 512 tokens) at the fastest setup: "
+          f"{PAPER_TOKENS / best / 3600:,.1f} h on this device")
+
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench-{args.device}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"args": vars(args), "device": device, "started": started, "rounds": rounds,
+                               "compile_seconds": compile_seconds,
+                               "setups": {r.setup.name: r.setup.overrides for r in runners}}, indent=1, default=str))
+    print(f"raw numbers: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Length grouping: a micro-batch's windows share one k-mer count, padding vanishes, the length mix stays DNABERT's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dnabert.data.pretraining import GenomeDataModule
+from dnabert.data.windows import WindowSampler, holdout_regions
+from dnabert.genome.shards import GenomeShards, prepare_genome
+from tests.conftest import shared_path
+
+BATCH = 8
+
+
+@pytest.fixture(scope="module")
+def chr22(tmp_path_factory) -> GenomeShards:
+    source = shared_path("data/human_chr22_hg19/hg19_chr22_blocks.fa.gz")
+    return GenomeShards(prepare_genome(source, tmp_path_factory.mktemp("g") / "chr22", progress=False))
+
+
+def batches(shards: GenomeShards, grouping: bool, count: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """The first `count` training batches of a data module over `shards`."""
+    module = GenomeDataModule(str(shards.directory), "unused", k=6, batch_size=BATCH, length_grouping=grouping,
+                              seed=seed)
+    module.setup()
+    loader = iter(module.train_dataloader())
+    return [next(loader) for _ in range(count)]
+
+
+def padding(rows: list[dict[str, torch.Tensor]]) -> float:
+    """Fraction of padded positions over all batches."""
+    real = sum(int(b["attention_mask"].sum()) for b in rows)
+    return 1 - real / sum(b["attention_mask"].numel() for b in rows)
+
+
+def test_grouping_removes_padding(chr22):
+    assert padding(batches(chr22, grouping=True, count=60)) < 0.05
+    assert padding(batches(chr22, grouping=False, count=60)) > 0.15  # DNABERT's per-window lengths
+
+
+def test_length_mix_is_dnabert_rule(chr22):
+    train, _ = holdout_regions(chr22)
+    grouped = WindowSampler(chr22, train, k=6, max_kmers=510, max_ambiguous_fraction=0.0, seed=3,
+                            length_group=BATCH)
+    kmers = np.array([len(grouped(i)[0]) - 5 for i in range(400 * BATCH)]).reshape(400, BATCH)
+    group_length = kmers.max(axis=1)
+    assert np.mean(kmers == group_length[:, None]) > 0.97  # only windows clipped by a short block differ
+    assert 0.43 < np.mean(group_length == 510) < 0.57  # half the batches full length
+    short = group_length[group_length < 510]
+    assert short.min() >= 5 and abs(np.median(short) - 257) < 40  # the rest uniform in 5..510
+    fresh = WindowSampler(chr22, train, k=6, max_kmers=510, max_ambiguous_fraction=0.0, seed=3,
+                          length_group=BATCH)
+    assert all(np.array_equal(fresh(i)[0], grouped(i)[0]) for i in (1234, 37, 5))  # any order: pure in the index
+
+
+def test_grouped_windows_are_deterministic(chr22):
+    first, again = batches(chr22, True, 6), batches(chr22, True, 6)
+    assert all(torch.equal(a[key], b[key]) for a, b in zip(first, again) for key in a)
+    other_seed = batches(chr22, True, 6, seed=1)
+    assert not all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(first, other_seed))

@@ -1,0 +1,136 @@
+"""DNABERT-viz motif discovery: the statistics against hand values, each step on built inputs, JASPAR, and the
+`dnabert motifs` command recovering a planted CTCF site from a tiny trained model."""
+
+from __future__ import annotations
+
+import csv
+from math import comb
+
+import numpy as np
+import pytest
+from scipy.stats import hypergeom
+
+from dnabert.cli import build_parser
+from dnabert.errors import DnabertError
+from dnabert.interpret.jaspar import Matrix, jaspar_core_vertebrates, read_meme, tomtom_matches
+from dnabert.interpret.motifs import (MotifConfig, discover_motifs, enriched_motifs, high_attention_regions,
+                                      hypergeometric_pvalues, instance_windows, merge_motifs)
+from tests.conftest import ROOT, assert_user_error, dnabert_cli, shared_path
+
+
+def test_hypergeometric_pvalue_matches_the_spec_vector_scipy_and_a_hand_sum():
+    assert hypergeometric_pvalues(np.array([4]), np.array([4]), 5, 10)[0] == pytest.approx(5 / 210)
+    x, n, K, N = np.array([3, 7, 12]), np.array([5, 9, 30]), 20, 50
+    by_hand = [sum(comb(K, i) * comb(N - K, m - i) for i in range(xi, m + 1)) / comb(N, m) for xi, m in zip(x, n)]
+    assert hypergeometric_pvalues(x, n, K, N) == pytest.approx(by_hand, rel=1e-10)
+    assert hypergeometric_pvalues(x, n, K, N) == pytest.approx(hypergeom.sf(x - 1, N, K, n), rel=1e-12)
+
+
+def test_enrichment_counts_each_sequence_once_and_applies_benjamini_hochberg():
+    positives = ["AAGGTTCC", "TTGGTTAA", "GGTTGGTT", "CGGTTC", "AGGTTA", "CCCCCCCC"]
+    negatives = ["CCCCACGT", "TTTTTTTT", "ACGTACGT", "AAAAAAAA", "CACACACA", "GTGTGTGT"]
+    candidates = {"GGTT": [], "CCCC": [], "TTTT": []}
+    kept = enriched_motifs(candidates, positives, negatives, cutoff=1.01)
+    # GGTT: 5 of 6 positives (one holds it twice), no negative -> x=5, n=5; CCCC: x=1, n=2; TTTT: x=0, n=1
+    p = [comb(6, 5) / comb(12, 5), 1 - comb(6, 2) / comb(12, 2), 1.0]
+    assert [kept[m][0] for m in candidates] == pytest.approx(p)
+    assert [kept[m][1] for m in candidates] == pytest.approx([p[0] * 3, 1.0, 1.0])  # BH: p * m / rank, capped
+    assert set(enriched_motifs(candidates, positives, negatives, cutoff=0.05)) == {"GGTT"}
+
+
+def test_benjamini_hochberg_hand_values():
+    from scipy.stats import false_discovery_control
+
+    assert false_discovery_control([0.01, 0.04, 0.03, 0.005], method="bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
+
+
+def test_high_attention_regions_are_runs_above_mean_and_ten_times_min():
+    scores = np.array([0.1, 0.1, 5, 5, 5, 5, 5, 0.1, 5, 5, 0.1, 0.1, 4, 4, 4, 4, 4, 4])
+    assert high_attention_regions(scores, min_len=5) == [(2, 7), (12, 18)]
+    assert high_attention_regions(scores, min_len=2) == [(2, 7), (8, 10), (12, 18)]
+    assert high_attention_regions(np.where(scores > 1, 0.5, 0.1), min_len=2) == []  # 0.5 is not > 10 x 0.1
+    with_nan = np.concatenate([scores, [np.nan] * 4])
+    assert high_attention_regions(with_nan, min_len=5) == [(2, 7), (12, 18)]
+
+
+def test_merging_shortest_first_reexpresses_instances_in_the_key_frame():
+    config = MotifConfig(min_len=5)
+    candidates = {"ACGTAC": [(0, 10, 16)], "CGTACGT": [(1, 20, 27)], "TTTTTT": [(2, 3, 9)]}
+    merged = merge_motifs(candidates, config)
+    assert [m.key for m in merged] == ["ACGTAC", "TTTTTT"]
+    # CGTACGT aligns to ACGTAC with query[i] ~ key[i + 1] (5 matches): the key starts one base earlier
+    assert merged[0].instances == [(0, 10, 16), (1, 19, 25)]
+    motif = merged[0]
+    instance_windows(motif, ["N" * 30, "A" * 40], window_size=11)
+    # width 6 -> 11: 2 bases left, 3 right (odd extra on the right); the first window would start at 8 -> kept
+    assert motif.window_instances == [(0, 8, 19), (1, 17, 28)]
+    instance_windows(motif, ["N" * 18, "A" * 28], window_size=11)
+    assert motif.window_instances == [(1, 17, 28)]  # 8..19 runs past an 18-nt sequence
+
+
+def test_discovery_on_built_attention_finds_the_high_attention_motif():
+    rng = np.random.default_rng(0)
+    site = "TTGACGTCAAGG"
+    positives, scores = [], []
+    for _ in range(40):
+        background = "".join(rng.choice(list("ACGT"), 60))
+        start = int(rng.integers(6, 42))
+        positives.append(background[:start] + site + background[start + len(site):])
+        score = np.full(60, 0.01)
+        score[start : start + len(site)] = 1.0
+        scores.append(score)
+    negatives = ["".join(rng.choice(list("ACGT"), 60)) for _ in range(40)]
+    motifs, enrichment = discover_motifs(positives, negatives, scores, MotifConfig())
+    assert motifs[0].key == site and len(motifs[0].windows) >= 30
+    assert all(len(w) == 24 and site in w for w in motifs[0].windows)
+    assert enrichment[site][1] < 0.005
+    with pytest.raises(DnabertError, match="positive and negative"):
+        discover_motifs(positives, [], scores, MotifConfig())
+
+
+def test_settings_are_typed_and_checked():
+    config = MotifConfig().with_settings(["min_len=6", "pval_cutoff=0.01", "align_all_ties=false"])
+    assert (config.min_len, config.pval_cutoff, config.align_all_ties, config.window_size) == (6, 0.01, False, 24)
+    with pytest.raises(DnabertError, match="KEY one of"):
+        MotifConfig().with_settings(["window=3"])
+    with pytest.raises(DnabertError, match="not a int"):
+        MotifConfig().with_settings(["min_len=five"])
+
+
+def test_bundled_jaspar_equals_the_shared_meme_file_and_tomtom_finds_strands():
+    bundled = jaspar_core_vertebrates()
+    shared = read_meme(shared_path("data/motifs/jaspar2024_core_vertebrates.meme"))
+    assert len(bundled) == len(shared) == 879
+    for a, b in zip(bundled, shared):
+        assert (a.identifier, a.name) == (b.identifier, b.name)
+        assert np.allclose(a.probabilities, b.probabilities, atol=1e-6)
+    ctcf = next(m for m in shared if m.identifier == "MA0139.2")
+    reverse = Matrix("reverse", "reverse", ctcf.probabilities[::-1, ::-1].copy())  # rows A,C,G,T -> T,G,C,A
+    matches = tomtom_matches([ctcf, reverse], shared, top=2)
+    assert [(m.query, m.target.identifier, m.orientation, m.rank) for m in matches[::2]] == [
+        ("MA0139.2", "MA0139.2", "+", 1), ("reverse", "MA0139.2", "-", 1)]
+    assert all(m.qvalue < 1e-20 for m in matches[::2])
+
+
+def test_dnabert_motifs_recovers_the_planted_ctcf_site(planted_model, tmp_path):
+    out = tmp_path / "motifs"
+    result = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(planted_model["data"]), "--out",
+                          str(out), "--quiet", "--set", "min_n_motif=5"], ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    matches = list(csv.DictReader(open(out / "jaspar_matches.tsv"), delimiter="\t"))
+    ctcf = [m for m in matches if m["jaspar_name"] == "CTCF" and m["rank"] == "1" and float(m["q_value"]) < 0.01]
+    assert ctcf, matches
+    discovered = {m.identifier: m for m in read_meme(out / "motifs.meme")}
+    assert ctcf[0]["motif"] in discovered and discovered[ctcf[0]["motif"]].probabilities.shape == (4, 24)
+    instances = list(csv.DictReader(open(out / "instances.tsv"), delimiter="\t"))
+    assert all(len(row["window"]) == 24 for row in instances)
+    assert (out / "logos" / f"{ctcf[0]['motif']}.png").stat().st_size > 0
+    assert (out / "logos" / f"{ctcf[0]['motif']}.svg").stat().st_size > 0
+
+
+def test_dnabert_motifs_reports_bad_settings_and_labels(planted_model, tmp_path):
+    common = ["motifs", str(planted_model["model"]), "--input", str(planted_model["data"]), "--out", str(tmp_path)]
+    args = build_parser().parse_args([*common, "--set", "windowsize=3"])
+    with pytest.raises(DnabertError, match="--set windowsize=3: write KEY=VALUE with KEY one of .*window_size"):
+        args.run(args)
+    assert_user_error(dnabert_cli([*common, "--positive", "yes"], ROOT), "--positive yes", "labels found: ['0', '1']")

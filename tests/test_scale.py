@@ -1,0 +1,121 @@
+"""Scaling out: trainer presets, the global batch, CPU DDP against gradient accumulation, sweeps and launchers."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
+from transformers.models.bert.modeling_bert import BertLayer
+
+from dnabert.config import register_resolvers
+from tests.conftest import ROOT, assert_user_error, run, shared_path, train
+
+register_resolvers()
+
+
+def composed(overrides: list[str], hydra: bool = False):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=["paths.output_dir=out", "paths.cache_dir=cache", *overrides],
+                       return_hydra_config=hydra)
+
+
+@pytest.mark.parametrize("choice,strategy", [("trainer=ddp", "ddp"), ("trainer=deepspeed", "deepspeed_stage_2"),
+                                             ("trainer=fsdp", "lightning.pytorch.strategies.FSDPStrategy")])
+def test_parallel_presets_compose_with_nodes_and_accumulation(choice, strategy):
+    cfg = composed([choice, "data.global_batch_size=256", "trainer.num_nodes=2"])
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    chosen = trainer["strategy"]
+    assert (chosen if isinstance(chosen, str) else chosen["_target_"]) == strategy
+    assert trainer["accumulate_grad_batches"] == 256 // (16 * trainer["devices"] * 2)
+    if choice == "trainer=fsdp":  # the strategy object itself (running it needs GPUs)
+        fsdp = instantiate(cfg.trainer.strategy)
+        assert fsdp.kwargs["auto_wrap_policy"]._module_classes == {BertLayer} and fsdp._state_dict_type == "full"
+
+
+@pytest.mark.parametrize("choice,precision", [("trainer=bf16", "bf16-mixed"), ("trainer=fp16", "16-mixed")])
+def test_precision_presets(choice, precision):
+    assert composed([choice]).trainer.precision == precision
+
+
+def test_a_global_batch_that_does_not_divide_is_refused_in_one_line(tmp_path):
+    output = tmp_path / "run"  # data.batch_size 16 x 2 devices = 32 does not divide 100
+    result = train(["trainer=ddp", "trainer.accelerator=cpu", "data.global_batch_size=100",
+                    f"paths.output_dir={output}"], tmp_path)
+    assert_user_error(result, "data.global_batch_size=100", "16 x 2 devices x 1 nodes = 32")
+    assert not output.exists()
+
+
+def test_paper_experiment_has_the_papers_schedule():
+    cfg = OmegaConf.to_container(composed(["experiment=dnabert6_pretrain_paper", "data.genome=hg38"]), resolve=True)
+    model, task, trainer, data = (cfg[key] for key in ("model", "task", "trainer", "data"))
+    assert model["k"] == 6 and model["config"]["num_hidden_layers"] == 12 and model["config"]["hidden_size"] == 768
+    assert task["optimizer"] | {"_target_": None} == {"_target_": None, "_partial_": True, "lr": 4e-4,
+                                                     "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": 0.01}
+    schedule = (task["scheduler"]["warmup"], task["scheduler"]["decay_steps"], trainer["max_steps"])
+    assert schedule == (10000, 200000, 120000)
+    assert task["masking"]["schedule"] == {0: 0.15, 100000: 0.2}
+    per_step = data["batch_size"] * trainer["devices"] * trainer["accumulate_grad_batches"]
+    assert per_step == 2000 == data["global_batch_size"]
+    assert data["max_tokens"] == 512 and trainer["gradient_clip_val"] == 1.0
+    assert data["batches_per_epoch"] == 500 * trainer["accumulate_grad_batches"]  # validation every 500 steps
+
+
+def test_slurm_launcher_and_optuna_sweeper_compose():
+    cfg = composed(["hydra/launcher=submitit_slurm", "hparams_search=optuna", "trainer=ddp", "trainer.devices=4",
+                    "trainer.num_nodes=2", "hydra.launcher.partition=gpu"], hydra=True)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("SlurmLauncher") and launcher["partition"] == "gpu"
+    assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (2, 4, 4)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert set(sweeper.params) == {"task.optimizer.lr", "data.batch_size", "task.scheduler.warmup",
+                                   "task.hidden_dropout_prob"}
+    assert "log" in sweeper.params["task.optimizer.lr"]
+    assert (cfg.optimized_metric, sweeper.direction) == ("val/loss", "minimize")
+    assert cfg.task._target_.endswith("SequenceClassifier")
+
+
+@pytest.mark.parametrize("choices", [["trainer=fsdp", "hydra/launcher=submitit_slurm", "hparams_search=optuna"],
+                                     ["experiment=dnabert6_pretrain_paper", "trainer=deepspeed"]])
+def test_the_command_line_shows_the_composed_choices(choices, tmp_path):
+    result = run([sys.executable, str(ROOT / "train.py"), *choices, "--cfg", "all"], tmp_path)
+    assert result.returncode == 0 and "trainer:" in result.stdout, result.stderr[-2000:]
+
+
+def test_two_process_ddp_matches_one_process_with_gradient_accumulation(tmp_path):
+    genome = shared_path("data/lambda_phage/lambda_virus.fa")
+    common = ["model=tiny", "model.config.hidden_dropout_prob=0", "data.max_tokens=64", "data.batch_size=4",
+              "data.global_batch_size=8", f"data.genome={genome}", "trainer.accelerator=cpu", "trainer.max_steps=6",
+              "trainer.val_check_interval=6", "data.val_windows=16", "task.optimizer.lr=2e-3", "logger=csv"]
+    runs = {"ddp": ["trainer=ddp", "trainer.devices=2"], "accumulated": ["trainer.devices=1"]}
+    for name, overrides in runs.items():
+        result = train([*common, *overrides, f"paths.output_dir={tmp_path / name}"], tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        config = json.loads((tmp_path / name / "provenance.json").read_text())["config"]
+        assert config["trainer"]["accumulate_grad_batches"] == {"ddp": 1, "accumulated": 2}[name]
+    a, b = (load_file(tmp_path / name / "checkpoints" / "last.hf" / "model.safetensors") for name in runs)
+    assert all(torch.allclose(a[key], b[key], atol=1e-5) for key in a)
+    losses = [json.loads((tmp_path / name / "metrics.json").read_text())["val/loss"] for name in runs]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-4)
+
+
+def test_multirun_of_two_learning_rates_writes_both_results(tmp_path):
+    data = shared_path("data/splice_primate/train.tsv")
+    result = run([sys.executable, str(ROOT / "train.py"), "-m", "callbacks.progress_bar=null", "task=classify",
+                  "model=tiny", "data.max_tokens=64", "trainer.max_epochs=1", f"paths.cache_dir={tmp_path / 'cache'}",
+                    "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
+                    f"data.train={data}", f"data.test={shared_path('data/splice_primate/test.tsv')}", "logger=csv",
+                    "task.optimizer.lr=1e-4,1e-3", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job, lr in ((0, 1e-4), (1, 1e-3)):
+        job_dir = tmp_path / "sweep" / str(job)
+        assert "test/accuracy" in json.loads((job_dir / "test_metrics.json").read_text())
+        provenance = json.loads((job_dir / "provenance.json").read_text())
+        assert provenance["config"]["task"]["optimizer"]["lr"] == lr
+        assert set(provenance["data_sha256"]) == {"train", "test"} and len(provenance["git"]) == 2
