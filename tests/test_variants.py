@@ -105,7 +105,7 @@ def test_vcf_records_are_split_checked_and_reported_one_by_one(planted_model, tm
         f"chrT\t{pos}\tins\t{ref}\t{ref}TTT",                                   # insertion
         f"chrT\t{pos}\tdel\t{sequence[start + 7 : start + 11]}\t{ref}",          # deletion
         f"chrT\t{len(sequence) + 5}\tbeyond\tA\tC",                             # out of range
-        f"chrU\t10\tnochrom\tA\tC",                                             # unknown chromosome
+        "chrU\t10\tnochrom\tA\tC",                                             # unknown chromosome
         f"chrT\t{pos}\tsv\t{ref}\t<DEL>",                                       # symbolic
         "chrT\t12",                                                             # truncated line
     ]

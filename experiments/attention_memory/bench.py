@@ -104,8 +104,8 @@ def main() -> None:
                    "--child", str(model), str(sequences), str(args.workdir / f"attention_{count}")]
         result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
         rows.append({"count": count, **json.loads(result.stdout.strip().splitlines()[-1])})
-    print(f"| sequences | wall s | RSS after imports MB | peak RSS MB | nucleotide_scores.npy MB | scores.tsv MB "
-          f"| original, tiny (4 heads) GB | original, BERT-base (12 heads) GB |")
+    print("| sequences | wall s | RSS after imports MB | peak RSS MB | nucleotide_scores.npy MB | scores.tsv MB "
+          "| original, tiny (4 heads) GB | original, BERT-base (12 heads) GB |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['count']:,} | {row['seconds']:.0f} | {row['after_imports_mb']:.0f} | {row['peak_mb']:.0f} "
