@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,12 +32,12 @@ def load_config(argv: list[str]):
 
 def make_data(cfg, out: Path) -> dict[str, str]:
     """train.tsv and test.tsv with the configured motifs planted; returns matrix id -> TF name."""
-    known = {m.identifier: m for m in read_meme(ROOT / cfg.jaspar)}
+    known = {m.identifier: m for m in read_meme(Path(cfg.jaspar))}
     missing = [identifier for identifier in cfg.motifs if identifier not in known]
     if missing:
         sys.exit(f"{cfg.jaspar}: no matrices {missing}")
     matrices = {identifier: known[identifier].probabilities for identifier in cfg.motifs}
-    shards = open_genome(ROOT / cfg.background, out / "cache", progress=False)
+    shards = open_genome(Path(cfg.background), out / "cache", progress=False)
     for offset, split in enumerate(("train", "test")):
         rows = planted_rows(shards, matrices, cfg[split].per_motif, cfg[split].negatives, cfg.length, cfg.seed + offset)
         write_text_atomic(out / f"{split}.tsv", "\n".join(planted_lines(rows)) + "\n")
@@ -45,7 +46,7 @@ def make_data(cfg, out: Path) -> dict[str, str]:
 
 def run(args: list[str]) -> None:
     print("+", " ".join(args), flush=True)
-    subprocess.run(args, cwd=ROOT, check=True)
+    subprocess.run(args, check=True)
 
 
 def recovery(matches_file: Path, names: dict[str, str], cutoff: float) -> list[dict]:
@@ -67,7 +68,8 @@ def recovery(matches_file: Path, names: dict[str, str], cutoff: float) -> list[d
 
 def main(argv: list[str]) -> None:
     cfg = load_config(argv)
-    out = ROOT / cfg.output_dir
+    os.chdir(ROOT)  # config paths are project-relative, and so is every path the runs record
+    out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = make_data(cfg, out)
     model = out / "model" / "checkpoints" / "best.hf"
@@ -75,7 +77,7 @@ def main(argv: list[str]) -> None:
          f"data.test={out / 'test.tsv'}", f"seed={cfg.seed}", f"paths.output_dir={out / 'model'}",
          f"hydra.run.dir={out / 'hydra'}", f"paths.cache_dir={out / 'cache'}", "callbacks.progress_bar=null"])
     run([sys.executable, "-m", "dnabert.cli", "motifs", str(model), "--input", str(out / "test.tsv"),
-         "--out", str(out / "motifs"), "--jaspar", str(ROOT / cfg.jaspar), "--quiet",
+         "--out", str(out / "motifs"), "--jaspar", cfg.jaspar, "--quiet",
          *(f"--set={setting}" for setting in cfg.motif_settings)])
     rows = recovery(out / "motifs" / "jaspar_matches.tsv", names, cfg.q_cutoff)
     recovered = sum(r["recovered"] for r in rows)
