@@ -2,47 +2,15 @@
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
-
 import hydra
-import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from transformers.utils.logging import disable_progress_bar
 
-from dnabert.atomic import write_json_atomic
 from dnabert.config import register_resolvers
 from dnabert.errors import report_errors
-from dnabert.models.loading import unreadable
-from dnabert.provenance import record_provenance, resolved_config
+from dnabert.training import train
 
 register_resolvers()
-
-
-def train(cfg: DictConfig) -> float | None:
-    """Instantiate data, module, callbacks, loggers and trainer from the config; fit; return the optimised metric."""
-    config = resolved_config(cfg)  # missing values and batch sizes that do not divide fail here, before any work
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    module = instantiate(cfg.task)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    output = Path(cfg.paths.output_dir)
-    record_provenance(config, output, loggers)
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    except pickle.UnpicklingError as error:  # the resumed checkpoint holds more than weights: never unpickled
-        raise unreadable(Path(trainer.ckpt_path), error) from None
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    if cfg.data.get("test"):
-        results = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
-        if trainer.is_global_zero:
-            write_json_atomic(output / "test_metrics.json", {name: float(v) for name, v in results.items()})
-    if trainer.is_global_zero:
-        write_json_atomic(output / "metrics.json", metrics)
-    return metrics.get(cfg.optimized_metric)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

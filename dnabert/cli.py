@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from transformers.utils.logging import disable_progress_bar
 
+from dnabert.config import BENCHMARK_SUITES
 from dnabert.errors import DnabertError, report_errors
 
 
@@ -199,6 +200,18 @@ def _variants(args: argparse.Namespace) -> None:
     print(f"{args.out}: {len(variants)} variants, {scored} scored, {len(variants) - scored} skipped (see status, note)")
 
 
+def _benchmark(args: argparse.Namespace) -> None:
+    from dnabert import benchmarks
+    from dnabert.interpret import plots  # noqa: F401  (the bar chart's matplotlib: checked before hours of training)
+
+    overrides = [*args.overrides, *([f"benchmark.root={args.root}"] if args.root else [])]
+    results = benchmarks.run_suite(args.suite, args.init, list(range(1, args.seeds + 1)), args.out, args.tasks,
+                                   overrides)
+    written = benchmarks.write_tables(results, args.out)
+    written += benchmarks.plot_results(results, args.out / "results", f"{args.suite}: {args.init}")
+    print("\n".join(str(path) for path in written))
+
+
 def _model_command(commands, name: str, help: str, run, model: str, out: str, sequences: bool = True):
     """A subcommand taking a model, an output file, batching and progress options (and input sequences)."""
     command = commands.add_parser(name, help=help)
@@ -279,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     variants.add_argument("--top", type=int, default=20, help="variants in the bar chart")
     variants.add_argument("--max-tokens", type=int, default=512, help="longer inputs are truncated")
     variants.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
+    benchmark = commands.add_parser("benchmark", help="fine-tune on every task of a suite over several seeds -> table")
+    benchmark.add_argument("suite", choices=BENCHMARK_SUITES)
+    benchmark.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                           help="train.py overrides for every run (model=tiny trainer.max_epochs=3 ...)")
+    benchmark.add_argument("--init", required=True, help="HF directory, .ckpt or 'random'")
+    benchmark.add_argument("--seeds", type=_at_least(1), default=3, help="seeds 1..N per task")
+    benchmark.add_argument("--tasks", nargs="+", help="these tasks only (default: the whole suite)")
+    benchmark.add_argument("--root", help="local copy of the suite (default: benchmark.root of its presets)")
+    benchmark.add_argument("--out", type=Path, required=True,
+                           help="directory: one run per task and seed, results.tsv, results.md, results.png/.svg")
+    benchmark.set_defaults(run=_benchmark)
     return parser
 
 

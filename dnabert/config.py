@@ -46,6 +46,9 @@ def multiply(a: int, b: int) -> int:
     return a * b
 
 
+BENCHMARK_SUITES = ("gue", "genomic_benchmarks", "nt")
+"""Suites with task presets in conf/benchmark/<suite>/ (`dnabert benchmark SUITE`)."""
+
 RESOLVERS = {"vocab_size": vocab_size, "resource": resource_path, "accumulation": accumulation, "mul": multiply}
 
 

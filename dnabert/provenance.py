@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from dnabert.atomic import write_json_atomic, write_text_atomic
 from dnabert.errors import DnabertError
 from dnabert.genome.shards import GenomeShards, file_sha256
 
-DATA_FILES = ("genome", "train", "val", "test")
+DATA_FILES = ("genome", "train", "val", "test", "labels")
 """Keys of the `data` config that name input files (or a genome shard directory)."""
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,12 +41,17 @@ def git_revision(directory: Path = SOURCE_ROOT) -> dict:
 
 
 def data_checksums(data: dict) -> dict[str, str]:
-    """SHA-256 of every data file the run names; a shard directory gives its source genome's checksum."""
+    """SHA-256 of every data file the run names; a shard directory gives its source genome's checksum, any other
+    directory (one folder per class) the checksum of its files' relative paths and checksums."""
     checksums = {}
     for key in DATA_FILES:
         path = Path(data[key]) if data.get(key) else None
-        if path is not None and path.is_dir():
+        if path is not None and (path / "metadata.json").is_file():
             checksums[key] = GenomeShards(path).metadata.get("source_sha256")
+        elif path is not None and path.is_dir():
+            files = sorted(f for f in path.rglob("*") if f.is_file())
+            listing = "".join(f"{f.relative_to(path).as_posix()}\t{file_sha256(f)}\n" for f in files)
+            checksums[key] = hashlib.sha256(listing.encode()).hexdigest()
         elif path is not None and path.is_file():
             checksums[key] = file_sha256(path)
     return checksums

@@ -2,7 +2,8 @@
 
 Usage (from the project root):
     .venv/bin/python experiments/finetune_study.py --train T.tsv --test S.tsv --task splice \
-        --init pretrained=PATH --init random=random --seeds 1 2 3 --out experiments/x/results [-- extra overrides]
+        --init pretrained=PATH --init random=random --init "lora=PATH finetune=lora" \
+        --seeds 1 2 3 --out experiments/x/results [-- overrides for every run]
     .venv/bin/python experiments/finetune_study.py --cv ALL.tsv --folds 5 ...   # stratified folds per seed
 
 Prints a Markdown table of test metrics, mean +- sd over seeds (and folds), with the baselines on the same
@@ -141,7 +142,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--task", default="classify")
     parser.add_argument("--init", action="append", default=[],
-                        help="NAME=random|PATH (repeatable; none: baselines only)")
+                        help="'NAME=random|PATH [override ...]' (repeatable; none: baselines only), e.g. "
+                             "'lora=DIR finetune=lora task.optimizer.lr=1e-3'")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides (after --)")
@@ -154,13 +156,15 @@ def main() -> None:
     splits = {seed: write_folds(args.cv, args.folds, seed, args.out / "folds") if args.cv
               else [(f"seed{seed}", args.train, args.test)] for seed in args.seeds}
     results: dict[str, list[dict]] = {}
-    for name, init in (item.split("=", 1) for item in args.init):
+    for name, spec in (item.split("=", 1) for item in args.init):
+        init, *init_overrides = spec.split()
         for seed in args.seeds:
             for split, train, test in splits[seed]:
                 run_dir = args.out / f"{name}-{split}"
                 command = [sys.executable, str(ROOT / "train.py"), f"task={args.task}", f"model.init={init}",
                            f"data.train={train}", f"data.test={test}", f"seed={seed}",
-                           f"paths.output_dir={run_dir}", "callbacks.progress_bar=null", *args.overrides]
+                           f"paths.output_dir={run_dir}", "callbacks.progress_bar=null", *args.overrides,
+                           *init_overrides]
                 timing = run_dir / "study_minutes.json"
                 if not timing.exists():
                     started = time.perf_counter()

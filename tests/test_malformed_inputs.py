@@ -260,6 +260,19 @@ CASES: dict[str, Case] = {
                                    ["test.tsv", "no data rows"]),
     "train_kmers_of_another_k": Case("train", {"k4.tsv": "sequence\tlabel\nACGT CGTA GTAC\t0\nTTGA TGAC GACG\t1\n"},
                                      [*TRAIN, "data.train={t}/k4.tsv"], ["k4.tsv", "4-mers but the model uses k=6"]),
+    "train_fasta_header_without_label": Case("train", {"train.fna": ">a|1\nACGTACGTAC\n>b\nTTGACGTACG\n"},
+                                             [*TRAIN, "data.train={t}/train.fna"],
+                                             ["train.fna line 3", "header 'b' carries no label", "data.labels"]),
+    "train_fasta_record_not_in_label_table": Case(
+        "train", {"train.fa": ">a\nACGTACGTAC\n>b\nTTGACGTACG\n", "labels.tsv": "name\tlabel\na\t1\n"},
+        [*TRAIN, "data.train={t}/train.fa", "data.labels={t}/labels.tsv"],
+        ["train.fa line 3", "record 'b' has no row in the label table"]),
+    "train_label_table_without_names": Case(
+        "train", {"train.fa": ">a\nACGTACGTAC\n", "labels.tsv": "id\tlabel\na\t1\n"},
+        [*TRAIN, "data.train={t}/train.fa", "data.labels={t}/labels.tsv"], ["labels.tsv line 1", "'name' column"]),
+    "train_class_folder_without_files": Case(
+        "train", {"gb/train/positive/0.txt": "ACGTACGTAC\n", "gb/train/negative/.keep": ""},
+        [*TRAIN, "data.train={t}/gb/train"], ["gb/train/negative", "class folder without sequence files"]),
     "train_init_missing_weights": Case("train", {"bad.hf": model_without("model.safetensors")},
                                        [*TRAIN, "model.init={t}/bad.hf"], ["bad.hf", "no weights file"]),
     "train_max_tokens_over_positions": Case("train", {}, [*TRAIN, "data.max_tokens=1024"],

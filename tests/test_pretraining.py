@@ -82,16 +82,6 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
         assert torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 20
 
 
-def test_two_process_ddp_on_cpu(tmp_path):
-    genome = shared_path("data/lambda_phage/lambda_virus.fa")
-    result = train([*FAST, f"data.genome={genome}", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                    "trainer.max_steps=6", "trainer.val_check_interval=3", "data.val_windows=32",
-                    f"paths.output_dir={tmp_path / 'ddp'}", "logger=csv"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
-    assert BertForMaskedLM.from_pretrained(tmp_path / "ddp" / "checkpoints" / "last.hf") is not None
-
-
 @pytest.mark.parametrize("override,fragments", [
     ("data.genome={tmp}/missing.fa", ["missing.fa", "not found"]),
     ("model.k=0", ["k=0", "out of range"]),

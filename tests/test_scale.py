@@ -99,6 +99,7 @@ def test_two_process_ddp_matches_one_process_with_gradient_accumulation(tmp_path
         assert result.returncode == 0, result.stderr[-3000:]
         config = json.loads((tmp_path / name / "provenance.json").read_text())["config"]
         assert config["trainer"]["accumulate_grad_batches"] == {"ddp": 1, "accumulated": 2}[name]
+    assert torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     a, b = (load_file(tmp_path / name / "checkpoints" / "last.hf" / "model.safetensors") for name in runs)
     assert all(torch.allclose(a[key], b[key], atol=1e-5) for key in a)
     losses = [json.loads((tmp_path / name / "metrics.json").read_text())["val/loss"] for name in runs]

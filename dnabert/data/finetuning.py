@@ -76,7 +76,8 @@ def natural_order(values: set[str]) -> list[str]:
 
 
 class LabelledDataModule(L.LightningDataModule):
-    """Fine-tuning data: TSV/CSV (or DNABERT k-mer TSV) splits; k comes from the model being fine-tuned.
+    """Fine-tuning data: TSV/CSV (or DNABERT k-mer TSV), FASTA (+ a label table) or class-folder splits; k comes
+    from the model being fine-tuned.
 
     Without a validation file, `val_fraction` of the training rows (seeded) is held out, so model selection
     never sees the test split.
@@ -92,6 +93,7 @@ class LabelledDataModule(L.LightningDataModule):
         classes: list[str] | None = None,
         sequence_column: str = "sequence",
         label_columns: list[str] | None = None,
+        labels: str | None = None,
         max_tokens: int = 512,
         overflow: str = "truncate",
         batch_size: int = 32,
@@ -110,13 +112,15 @@ class LabelledDataModule(L.LightningDataModule):
             if value < least:
                 raise DnabertError(f"data.{key}={value}: must be at least {least}")
         for split, path in (("train", train), ("val", val), ("test", test)):
-            if path is not None and not Path(path).is_file():
+            if path is not None and not Path(path).exists():
                 raise DnabertError(f"data.{split}={path}: file not found")
+        if labels is not None and not Path(labels).is_file():
+            raise DnabertError(f"data.labels={labels}: file not found")
         self.paths = {"train": train, "val": val, "test": test}
         self.val_fraction = val_fraction
         self.task_type = task_type
         self.classes = [str(c) for c in classes] if classes else None
-        self.read_options = {"sequence_column": sequence_column, "label_columns": label_columns}
+        self.read_options = {"sequence_column": sequence_column, "label_columns": label_columns, "labels": labels}
         self.max_tokens = max_tokens
         self.overflow = overflow
         self.batch_size = batch_size

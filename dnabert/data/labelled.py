@@ -7,13 +7,14 @@ file, line and what to do.
 from __future__ import annotations
 
 import csv
+import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dnabert.errors import DnabertError
-from dnabert.genome.readers import GZIP_MAGIC, Contig, read_genome
+from dnabert.genome.readers import GZIP_MAGIC, Contig, genome_format, read_genome
 from dnabert.tokenization import codes_to_text, nucleotide_codes
 
 TASK_TYPES = ("classification", "multilabel", "regression")
@@ -31,11 +32,16 @@ class LabelledRows:
     kmer_size: int | None = None
     """k of the file's k-mer text when it was written in DNABERT's space-separated format."""
     names: list[str] = field(default_factory=list)
+    sources: list[Path] = field(default_factory=list)
+    """File of every row where rows come from many files (one folder per class); empty: all from `path`."""
+    columns: list[str] = field(default_factory=list)
+    """Header of a table."""
 
     @property
     def places(self) -> list[str]:
         """'FILE line N' of every row, for error messages."""
-        return [f"{self.path} line {line}" for line in self.lines]
+        sources = self.sources or [self.path] * len(self.lines)
+        return [f"{source} line {line}" for source, line in zip(sources, self.lines)]
 
 
 def sequence_from_kmers(text: str, where: str) -> tuple[str, int]:
@@ -48,6 +54,18 @@ def sequence_from_kmers(text: str, where: str) -> tuple[str, int]:
     if any(sequence[i : i + k] != kmer for i, kmer in enumerate(kmers)):
         raise DnabertError(f"{where}: the k-mers do not overlap by k-1 bases; is this DNABERT's k-mer format?")
     return sequence, k
+
+
+def is_fasta(path: Path) -> bool:
+    """Whether a file is FASTA (plain or gzip) or 2bit rather than a table."""
+    kind = genome_format(path)
+    if kind == "2bit":
+        return True
+    with (gzip.open(path, "rb") if kind == "gzip" else open(path, "rb")) as handle:
+        try:
+            return handle.read(1) == b">"
+        except (OSError, EOFError):
+            return False
 
 
 def check_text_file(path: Path) -> None:
@@ -76,16 +94,36 @@ def read_labelled(
     label_columns: list[str] | None = None,
     name_column: str = "name",
     require_labels: bool = True,
+    labels: str | Path | None = None,
+) -> LabelledRows:
+    """Read a labelled set: a TSV/CSV table, a FASTA file (labels in `labels`, a table with a `name` column, or
+    in the headers' last `|` field), or a directory with one folder of sequence files per class."""
+    from dnabert.data.labelled_layouts import read_class_folders, read_labelled_fasta  # they build on this module
+
+    path = Path(path)
+    if path.is_dir():
+        return read_class_folders(path)
+    if not path.is_file():
+        raise DnabertError(f"{path}: labelled file not found")
+    if is_fasta(path):
+        return read_labelled_fasta(path, Path(labels) if labels else None, label_columns)
+    return read_table(path, sequence_column, label_columns, name_column, require_labels)
+
+
+def read_table(
+    path: Path,
+    sequence_column: str = "sequence",
+    label_columns: list[str] | None = None,
+    name_column: str = "name",
+    require_labels: bool = True,
+    check_sequences: bool = True,
 ) -> LabelledRows:
     """Read a labelled TSV/CSV (header line required; `.csv` is comma-separated, anything else tab-separated).
 
     The sequence is the `sequence_column` (else the first column); labels are `label_columns` (else `label`,
     else the second column). Sequences written as DNABERT's space-separated k-mers are turned back into
-    nucleotides.
+    nucleotides; `check_sequences=False` reads the column as plain text (a label table's names).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DnabertError(f"{path}: labelled file not found")
     check_text_file(path)
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -109,7 +147,7 @@ def read_labelled(
         else:
             raise DnabertError(f"{path} line 1: need a sequence column and a label column, found {header}")
         name_index = header.index(name_column) if name_column in header else None
-        rows = LabelledRows(path, [], [], [], [header[i] for i in label_indices])
+        rows = LabelledRows(path, [], [], [], [header[i] for i in label_indices], columns=header)
         width = len(header)
         for line, row in enumerate(reader, start=2):
             if not row or not any(cell.strip() for cell in row):
@@ -119,6 +157,11 @@ def read_labelled(
                                    f"check the {'commas' if delimiter == ',' else 'tabs'}")
             text = row[sequence_index].strip()
             where = f"{path} line {line}"
+            if not check_sequences:
+                rows.sequences.append(text)
+                rows.labels.append([row[i].strip() for i in label_indices])
+                rows.lines.append(line)
+                continue
             if " " in text:
                 text, k = sequence_from_kmers(text, where)
                 if rows.kmer_size not in (None, k):
@@ -145,7 +188,7 @@ def encode_labels(rows: LabelledRows, task_type: str, classes: list[str] | None)
         values = np.empty(len(rows.labels), dtype=np.int64)
         for i, (label,) in enumerate(rows.labels):
             if label not in lookup:
-                raise DnabertError(f"{rows.path} line {rows.lines[i]}: label {label!r} is not one of {classes}; "
+                raise DnabertError(f"{rows.places[i]}: label {label!r} is not one of {classes}; "
                                    "fix it, or list every class in data.classes")
             values[i] = lookup[label]
         return values
@@ -157,12 +200,12 @@ def encode_labels(rows: LabelledRows, task_type: str, classes: list[str] | None)
             except ValueError:
                 kind = "0 or 1" if task_type == "multilabel" else "a number"
                 raise DnabertError(
-                    f"{rows.path} line {rows.lines[i]}: {rows.label_columns[j]}={label!r} is not {kind}"
+                    f"{rows.places[i]}: {rows.label_columns[j]}={label!r} is not {kind}"
                 ) from None
             if task_type == "multilabel" and values[i, j] not in (0.0, 1.0):
-                raise DnabertError(f"{rows.path} line {rows.lines[i]}: {rows.label_columns[j]}={label!r} is not 0 or 1")
+                raise DnabertError(f"{rows.places[i]}: {rows.label_columns[j]}={label!r} is not 0 or 1")
             if not np.isfinite(values[i, j]):
-                raise DnabertError(f"{rows.path} line {rows.lines[i]}: {rows.label_columns[j]}={label!r} is not finite")
+                raise DnabertError(f"{rows.places[i]}: {rows.label_columns[j]}={label!r} is not finite")
     return values
 
 

@@ -1,0 +1,154 @@
+"""Benchmark suites (GUE, GenomicBenchmarks, Nucleotide Transformer tasks): every task of a suite over several
+seeds through the same training run as `python train.py benchmark=<suite>/<task>`, summarised in one table.
+
+The tasks of a suite are the presets in `conf/benchmark/<suite>/`; each names its data files and the metric the
+suite reports. Finished runs (`test_metrics.json` beside a `config.yaml` equal to the new config) are reused, so
+an interrupted suite continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from dnabert.atomic import write_text_atomic
+from dnabert.config import BENCHMARK_SUITES, register_resolvers
+from dnabert.errors import DnabertError, read_json
+from dnabert.provenance import resolved_config
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@dataclass
+class TaskResult:
+    """One task of a suite: the metric it reports and its test value under each seed."""
+
+    suite: str
+    task: str
+    metric: str
+    values: dict[int, float]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(list(self.values.values())))
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation over seeds (NaN with one seed)."""
+        values = list(self.values.values())
+        return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def suite_tasks(suite: str) -> list[str]:
+    """Task presets of a suite, in name order."""
+    folder = CONF / "benchmark" / suite
+    if suite not in BENCHMARK_SUITES or not folder.is_dir():
+        raise DnabertError(f"unknown benchmark suite {suite!r}: use one of {', '.join(BENCHMARK_SUITES)}")
+    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def seed_configs(suite: str, task: str, init: str, seeds: list[int], out: Path, overrides: list[str]) -> dict:
+    """{seed: composed config} of one task, each what `train.py benchmark=<suite>/<task> model.init=INIT seed=S
+    paths.output_dir=OUT/<task>/seed<S> OVERRIDES` runs (inside `initialize_config_dir(CONF)`)."""
+    base = compose("train", overrides=[f"benchmark={suite}/{task}", f"model.init={init}", *overrides])
+    configs = {}
+    for seed in seeds:
+        configs[seed] = base.copy()
+        configs[seed].seed = seed
+        configs[seed].paths.output_dir = str(out / task / f"seed{seed}")
+    return configs
+
+
+def run_task(cfg, output_dir: Path) -> dict[str, float]:
+    """Test metrics of one run: trained now, or read back when the same config already finished there."""
+    from dnabert.training import train  # Lightning and the models load only when something is trained
+
+    metrics_file = output_dir / "test_metrics.json"
+    config_file = output_dir / "config.yaml"
+    if metrics_file.is_file() and config_file.is_file():
+        if OmegaConf.to_container(OmegaConf.load(config_file)) != resolved_config(cfg):
+            raise DnabertError(f"{output_dir}: holds a finished run with another config; choose another --out "
+                               "or remove that directory")
+        return read_json(metrics_file, "remove the run directory to train it again")
+    train(cfg)
+    return read_json(metrics_file, "remove the run directory to train it again")
+
+
+def run_suite(suite: str, init: str, seeds: list[int], out: Path, tasks: list[str] | None = None,
+              overrides: list[str] | None = None) -> list[TaskResult]:
+    """Train and test every task (or `tasks`) of `suite` under each seed; one `TaskResult` per task."""
+    available = suite_tasks(suite)
+    unknown = [task for task in tasks or [] if task not in available]
+    if unknown:
+        raise DnabertError(f"{suite} has no task {unknown[0]!r}; its tasks: {', '.join(available)}")
+    register_resolvers()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        configs = {(task, seed): cfg for task in tasks or available
+                   for seed, cfg in seed_configs(suite, task, init, seeds, out, overrides or []).items()}
+    missing = sorted({task for (task, _), cfg in configs.items()
+                      if not all(Path(cfg.data[split]).exists() for split in ("train", "test"))})
+    if missing:  # before hours of training on the tasks that are there
+        first = configs[missing[0], seeds[0]]
+        raise DnabertError(f"{first.data.train}: not found; no local copy of {len(missing)} {suite} task(s) "
+                           f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}) under "
+                           f"benchmark.root={first.benchmark.root}: download the suite "
+                           f"(conf/benchmark/{suite}/_suite.yaml says how), set --root, or choose --tasks")
+    results = []
+    for task in tasks or available:
+        result = None
+        for seed in seeds:
+            cfg = configs[task, seed]
+            metric = cfg.benchmark.metric
+            metrics = run_task(cfg, out / task / f"seed{seed}")
+            if f"test/{metric}" not in metrics:
+                raise DnabertError(f"{out / task / f'seed{seed}' / 'test_metrics.json'}: no test/{metric}; "
+                                   f"the run reported {sorted(metrics)}")
+            result = result or TaskResult(suite, task, metric, {})
+            result.values[seed] = metrics[f"test/{metric}"]
+        results.append(result)
+    return results
+
+
+def _number(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.4f}"
+
+
+def write_tables(results: list[TaskResult], out: Path) -> list[Path]:
+    """`OUT/results.tsv` (one row per task: mean, sd, per-seed values) and `OUT/results.md`."""
+    tsv = ["suite\ttask\tmetric\tmean\tsd\tseeds\tper_seed"]
+    markdown = ["| task | metric | mean ± sd | seeds | per seed |", "|---|---|---:|---:|---|"]
+    for r in results:
+        per_seed = " ".join(f"{seed}:{_number(value)}" for seed, value in r.values.items())
+        tsv.append("\t".join([r.suite, r.task, r.metric, _number(r.mean), _number(r.sd), str(len(r.values)),
+                              per_seed]))
+        spread = "" if math.isnan(r.sd) else f" ± {r.sd:.3f}"
+        markdown.append(f"| {r.task} | {r.metric} | {r.mean:.3f}{spread} | {len(r.values)} | "
+                        f"{', '.join(f'{v:.3f}' for v in r.values.values())} |")
+    paths = [out / "results.tsv", out / "results.md"]
+    for path, lines in zip(paths, (tsv, markdown)):
+        write_text_atomic(path, "\n".join(lines) + "\n")
+    return paths
+
+
+def plot_results(results: list[TaskResult], stem: Path, title: str) -> list[Path]:
+    """Horizontal bars of each task's mean with its sd over seeds, PNG + SVG."""
+    from dnabert.interpret.plots import plt, save_figure
+
+    figure, axis = plt.subplots(figsize=(7, 0.35 * len(results) + 1.2))
+    labels = [f"{r.task} ({r.metric})" for r in results]
+    errors = [0.0 if math.isnan(r.sd) else r.sd for r in results]
+    positions = np.arange(len(results))
+    axis.barh(positions, [r.mean for r in results], xerr=errors, color="#4477aa", capsize=3)
+    axis.set_yticks(positions, labels)
+    axis.invert_yaxis()
+    axis.set_xlim(min([0.0] + [r.mean - e for r, e in zip(results, errors)]), 1.0)  # every suite metric is <= 1
+    axis.set_xlabel("test metric, mean ± sd over seeds")
+    axis.set_title(title)
+    axis.grid(axis="x", alpha=0.3)
+    return save_figure(figure, stem)
+

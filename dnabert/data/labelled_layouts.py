@@ -1,0 +1,87 @@
+"""Labelled sets in layouts other than one table: FASTA (labels in the headers or in a label table) and one
+folder per class (GenomicBenchmarks). Each reader returns the same `LabelledRows` as a TSV/CSV does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dnabert.data.labelled import LabelledRows, read_table
+from dnabert.errors import DnabertError
+from dnabert.genome.readers import Contig, read_genome
+from dnabert.tokenization import codes_to_text, nucleotide_codes
+
+
+def read_label_table(path: Path, label_columns: list[str] | None) -> tuple[dict[str, tuple[list[str], str]], list[str]]:
+    """{name: (label values, place)} and the label column names of a table with a `name` column."""
+    table = read_table(path, sequence_column="name", label_columns=label_columns, check_sequences=False)
+    if "name" not in table.columns:
+        raise DnabertError(f"{path} line 1: a label table needs a 'name' column (the FASTA record names) "
+                           f"beside its label column(s); found {table.columns}")
+    lookup: dict[str, tuple[list[str], str]] = {}
+    for name, labels, place in zip(table.sequences, table.labels, table.places):
+        if name in lookup:
+            raise DnabertError(f"{place}: name {name!r} again (first at {lookup[name][1]}); names must be unique")
+        lookup[name] = (labels, place)
+    return lookup, table.label_columns
+
+
+def read_labelled_fasta(path: Path, labels: Path | None, label_columns: list[str] | None) -> LabelledRows:
+    """FASTA records with their labels: from `labels` (a table with `name` and label columns) when given, else
+    from the header's last `|` field as the Nucleotide Transformer tasks write them (`>chr1:10-310|1`)."""
+    lookup, columns = read_label_table(labels, label_columns) if labels else ({}, ["label"])
+    rows = LabelledRows(path, [], [], [], columns)
+    record = None
+    for event in read_genome(path):
+        if isinstance(event, Contig):
+            record = (event, [])
+            where = event.where
+            line = int(where.rsplit(" line ", 1)[1]) if " line " in where else 0
+            if labels:
+                if event.name not in lookup:
+                    raise DnabertError(f"{where}: record {event.name!r} has no row in the label table {labels}")
+                values = lookup[event.name][0]
+            else:
+                name, bar, label = event.name.rpartition("|")
+                if not bar or not label:
+                    raise DnabertError(f"{where}: header {event.name!r} carries no label; write it as "
+                                       "'>name|label' or give a label table (data.labels=labels.tsv)")
+                values = [label]
+            rows.sequences.append("")
+            rows.labels.append(values)
+            rows.lines.append(line)
+            rows.names.append(event.name)
+            rows.sources.append(path)
+        else:
+            record[1].append(event)
+            rows.sequences[-1] = record
+    rows.sequences = [codes_to_text(np.concatenate(parts)) for _, parts in rows.sequences]
+    if not rows.sequences:
+        raise DnabertError(f"{path}: no FASTA records")
+    return rows
+
+
+def read_class_folders(path: Path) -> LabelledRows:
+    """One folder per class, one sequence per file (GenomicBenchmarks: `train/<class>/<id>.txt`)."""
+    classes = sorted(child for child in path.iterdir() if child.is_dir() and not child.name.startswith("."))
+    if not classes:
+        raise DnabertError(f"{path}: a directory without class folders; a GenomicBenchmarks split holds one "
+                           "folder per class with one sequence file each")
+    rows = LabelledRows(path, [], [], [], ["label"])
+    for folder in classes:
+        files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+        if not files:
+            raise DnabertError(f"{folder}: class folder without sequence files; remove it or add its sequences")
+        for file in files:
+            text = "".join(file.read_text(encoding="utf-8", errors="replace").split())
+            where = f"{file} line 1"
+            if not text:
+                raise DnabertError(f"{where}: empty sequence file")
+            nucleotide_codes(text, name=where)
+            rows.sequences.append(text.upper())
+            rows.labels.append([folder.name])
+            rows.lines.append(1)
+            rows.names.append(f"{folder.name}/{file.stem}")
+            rows.sources.append(file)
+    return rows
