@@ -32,31 +32,26 @@ def read_labelled_fasta(path: Path, labels: Path | None, label_columns: list[str
     from the header's last `|` field as the Nucleotide Transformer tasks write them (`>chr1:10-310|1`)."""
     lookup, columns = read_label_table(labels, label_columns) if labels else ({}, ["label"])
     rows = LabelledRows(path, [], [], [], columns)
-    record = None
+    chunks: list[list[np.ndarray]] = []
     for event in read_genome(path):
-        if isinstance(event, Contig):
-            record = (event, [])
-            where = event.where
-            line = int(where.rsplit(" line ", 1)[1]) if " line " in where else 0
-            if labels:
-                if event.name not in lookup:
-                    raise DnabertError(f"{where}: record {event.name!r} has no row in the label table {labels}")
-                values = lookup[event.name][0]
-            else:
-                name, bar, label = event.name.rpartition("|")
-                if not bar or not label:
-                    raise DnabertError(f"{where}: header {event.name!r} carries no label; write it as "
-                                       "'>name|label' or give a label table (data.labels=labels.tsv)")
-                values = [label]
-            rows.sequences.append("")
-            rows.labels.append(values)
-            rows.lines.append(line)
-            rows.names.append(event.name)
-            rows.sources.append(path)
+        if not isinstance(event, Contig):
+            chunks[-1].append(event)
+            continue
+        if labels:
+            if event.name not in lookup:
+                raise DnabertError(f"{event.where}: record {event.name!r} has no row in the label table {labels}")
+            values = lookup[event.name][0]
         else:
-            record[1].append(event)
-            rows.sequences[-1] = record
-    rows.sequences = [codes_to_text(np.concatenate(parts)) for _, parts in rows.sequences]
+            _, bar, label = event.name.rpartition("|")
+            if not bar or not label:
+                raise DnabertError(f"{event.where}: header {event.name!r} carries no label; write it as "
+                                   "'>name|label' or give a label table (data.labels=labels.tsv)")
+            values = [label]
+        chunks.append([])
+        rows.labels.append(values)
+        rows.lines.append(int(event.where.rsplit(" line ", 1)[-1]) if " line " in event.where else 0)
+        rows.names.append(event.name)
+    rows.sequences = [codes_to_text(np.concatenate(parts)) for parts in chunks]
     if not rows.sequences:
         raise DnabertError(f"{path}: no FASTA records")
     return rows

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/../.."
 .venv/bin/python experiments/finetune_study.py \
   --cv ../shared/data/tfbs_dnabert_sample/dnabert_format_6mer.tsv --folds 3 --task tfbs \
   --init random=random --init pretrained=experiments/pretrain_human/results/run/checkpoints/last.hf \
-  --seeds 1 2 3 --out experiments/tfbs_dnabert_sample/results -- model=small trainer=bf16 trainer.max_epochs=2 "$@"
+  --seeds 1 2 3 --out experiments/tfbs_dnabert_sample/results -- model=small trainer=bf16 trainer.max_epochs=5 "$@"
