@@ -47,6 +47,9 @@ class TaskResult:
 def suite_tasks(suite: str) -> list[str]:
     """Task presets of a suite, in name order."""
     folder = CONF / "benchmark" / suite
+    if not CONF.is_dir():
+        raise DnabertError(f"{CONF}: no Hydra configs there; `dnabert benchmark` runs from a dnabert checkout "
+                           "installed with pip install -e .")
     if suite not in BENCHMARK_SUITES or not folder.is_dir():
         raise DnabertError(f"unknown benchmark suite {suite!r}: use one of {', '.join(BENCHMARK_SUITES)}")
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
