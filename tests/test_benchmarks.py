@@ -131,7 +131,8 @@ def test_fasta_with_a_label_table_reads_like_the_table(tmp_path):
     fasta = tmp_path / "test.fa"
     fasta.write_text("".join(f">s{i} splice\n{s[:30]}\n{s[30:].lower()}\n" for i, s in enumerate(table.sequences)))
     labels = tmp_path / "labels.csv"
-    labels.write_text("label,name\n" + "".join(f"{labels[0]},s{i}\n" for i, labels in reversed(list(enumerate(table.labels)))))
+    rows_last_first = reversed(list(enumerate(table.labels)))
+    labels.write_text("label,name\n" + "".join(f"{values[0]},s{i}\n" for i, values in rows_last_first))
     rows = read_labelled(fasta, labels=labels)
     assert rows.sequences == table.sequences and rows.labels == table.labels
     assert rows.names[:2] == ["s0", "s1"] and rows.places[1] == f"{fasta} line 4"
