@@ -67,10 +67,12 @@ def seed_configs(suite: str, task: str, init: str, seeds: list[int], out: Path, 
     return configs
 
 
-def run_task(cfg, output_dir: Path) -> dict[str, float]:
-    """Test metrics of one run: trained now, or read back when the same config already finished there."""
+def run_task(cfg) -> dict[str, float]:
+    """Test metrics of one run: trained now, or read back when the same config already finished in its
+    `paths.output_dir`."""
     from dnabert.training import train  # Lightning and the models load only when something is trained
 
+    output_dir = Path(cfg.paths.output_dir)
     metrics_file = output_dir / "test_metrics.json"
     config_file = output_dir / "config.yaml"
     if metrics_file.is_file() and config_file.is_file():
@@ -107,9 +109,9 @@ def run_suite(suite: str, init: str, seeds: list[int], out: Path, tasks: list[st
         for seed in seeds:
             cfg = configs[task, seed]
             metric = cfg.benchmark.metric
-            metrics = run_task(cfg, out / task / f"seed{seed}")
+            metrics = run_task(cfg)
             if f"test/{metric}" not in metrics:
-                raise DnabertError(f"{out / task / f'seed{seed}' / 'test_metrics.json'}: no test/{metric}; "
+                raise DnabertError(f"{cfg.paths.output_dir}/test_metrics.json: no test/{metric}; "
                                    f"the run reported {sorted(metrics)}")
             result = result or TaskResult(suite, task, metric, {})
             result.values[seed] = metrics[f"test/{metric}"]

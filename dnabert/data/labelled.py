@@ -68,6 +68,19 @@ def is_fasta(path: Path) -> bool:
             return False
 
 
+def fasta_records(path: Path) -> list[tuple[Contig, str]]:
+    """(record start, its sequence) of every record of a FASTA, FASTA.gz or 2bit file."""
+    starts: list[Contig] = []
+    chunks: list[list[np.ndarray]] = []
+    for event in read_genome(path):
+        if isinstance(event, Contig):
+            starts.append(event)
+            chunks.append([])
+        else:
+            chunks[-1].append(event)
+    return [(start, codes_to_text(np.concatenate(parts))) for start, parts in zip(starts, chunks)]
+
+
 def check_text_file(path: Path) -> None:
     """Refuse a table that is not plain text (gzip, UTF-16, binary), saying what to do."""
     with open(path, "rb") as handle:
@@ -216,20 +229,11 @@ def read_sequences(path: str | Path, sequence_column: str = "sequence",
     path = Path(path)
     if not path.is_file():
         raise DnabertError(f"{path}: input file not found")
-    with open(path, "rb") as handle:
-        first = handle.read(1)
-    if first != b">":
+    if not is_fasta(path):
         rows = read_labelled(path, sequence_column=sequence_column, require_labels=False)
         check_lengths(rows.sequences, rows.places, min_length)
         return rows.names, rows.sequences
-    names, places, chunks = [], [], []
-    for event in read_genome(path):
-        if isinstance(event, Contig):
-            names.append(event.name)
-            places.append(event.where)
-            chunks.append([])
-        else:
-            chunks[-1].append(event)
-    sequences = [codes_to_text(np.concatenate(parts)) for parts in chunks]
-    check_lengths(sequences, places, min_length)
-    return names, sequences
+    records = fasta_records(path)
+    sequences = [sequence for _, sequence in records]
+    check_lengths(sequences, [record.where for record, _ in records], min_length)
+    return [record.name for record, _ in records], sequences

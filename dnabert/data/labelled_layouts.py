@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from dnabert.data.labelled import LabelledRows, read_table
+from dnabert.data.labelled import LabelledRows, fasta_records, read_table
 from dnabert.errors import DnabertError
-from dnabert.genome.readers import Contig, read_genome
-from dnabert.tokenization import codes_to_text, nucleotide_codes
+from dnabert.tokenization import nucleotide_codes
 
 
 def read_label_table(path: Path, label_columns: list[str] | None) -> tuple[dict[str, tuple[list[str], str]], list[str]]:
@@ -32,26 +29,21 @@ def read_labelled_fasta(path: Path, labels: Path | None, label_columns: list[str
     from the header's last `|` field as the Nucleotide Transformer tasks write them (`>chr1:10-310|1`)."""
     lookup, columns = read_label_table(labels, label_columns) if labels else ({}, ["label"])
     rows = LabelledRows(path, [], [], [], columns)
-    chunks: list[list[np.ndarray]] = []
-    for event in read_genome(path):
-        if not isinstance(event, Contig):
-            chunks[-1].append(event)
-            continue
+    for record, sequence in fasta_records(path):
         if labels:
-            if event.name not in lookup:
-                raise DnabertError(f"{event.where}: record {event.name!r} has no row in the label table {labels}")
-            values = lookup[event.name][0]
+            if record.name not in lookup:
+                raise DnabertError(f"{record.where}: record {record.name!r} has no row in the label table {labels}")
+            values = lookup[record.name][0]
         else:
-            _, bar, label = event.name.rpartition("|")
+            _, bar, label = record.name.rpartition("|")
             if not bar or not label:
-                raise DnabertError(f"{event.where}: header {event.name!r} carries no label; write it as "
+                raise DnabertError(f"{record.where}: header {record.name!r} carries no label; write it as "
                                    "'>name|label' or give a label table (data.labels=labels.tsv)")
             values = [label]
-        chunks.append([])
+        rows.sequences.append(sequence)
         rows.labels.append(values)
-        rows.lines.append(int(event.where.rsplit(" line ", 1)[-1]) if " line " in event.where else 0)
-        rows.names.append(event.name)
-    rows.sequences = [codes_to_text(np.concatenate(parts)) for parts in chunks]
+        rows.lines.append(int(record.where.rsplit(" line ", 1)[-1]) if " line " in record.where else 0)
+        rows.names.append(record.name)
     if not rows.sequences:
         raise DnabertError(f"{path}: no FASTA records")
     return rows
