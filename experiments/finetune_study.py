@@ -7,9 +7,10 @@ Usage (from the project root):
     .venv/bin/python experiments/finetune_study.py --cv ALL.tsv --folds 5 ...   # stratified folds per seed
 
 Prints a Markdown table of test metrics, mean +- sd over seeds (and folds), with the baselines on the same
-splits. With --cv each seed deals the rows of ALL.tsv into stratified folds, written under OUT/folds/ with the
-input's own header and lines (so DNABERT's k-mer format stays k-mer format). Runs whose `study_minutes.json`
-exists are reused, so a study can be extended with more initialisations.
+splits (4-mer-count and one-hot logistic regression; with --cnn-epochs N also a small one-hot CNN). With --cv
+each seed deals the rows of ALL.tsv into stratified folds, written under OUT/folds/ with the input's own header
+and lines (so DNABERT's k-mer format stays k-mer format). Runs whose `study_minutes.json` exists are reused, so a
+study can be extended with more initialisations.
 """
 
 from __future__ import annotations
@@ -70,19 +71,49 @@ def logistic_regression(train_x, train_y, test_x, classes: int, l2: float = 1e-3
         return (torch.from_numpy((test_x - mean) / std) @ weights + bias)
 
 
-def baseline_rows(train_path: Path, test_path: Path) -> dict[str, dict[str, float]]:
-    """Test metrics (`test/...`, as train.py writes them) of 4-mer-count and one-hot logistic regression."""
+def cnn(train_x, train_y, test_x, classes: int, epochs: int, batch_size: int = 64) -> torch.Tensor:
+    """A two-layer 1-D CNN on one-hot sequences (a supervised reference without tokens); test logits.
+
+    Conv 15 nt x 128, max-pool 4, conv 7 x 128, global max-pool, linear; dropout 0.3, AdamW lr 1e-3, seed 0,
+    the last epoch's weights (no validation split: a reference, not a tuned model).
+    """
+    torch.manual_seed(0)
+    length = train_x.shape[1] // 4
+    x, y = torch.from_numpy(train_x).view(-1, length, 4).transpose(1, 2), torch.from_numpy(train_y)
+    net = torch.nn.Sequential(
+        torch.nn.Conv1d(4, 128, 15, padding=7), torch.nn.ReLU(), torch.nn.MaxPool1d(4), torch.nn.Dropout(0.3),
+        torch.nn.Conv1d(128, 128, 7, padding=3), torch.nn.ReLU(), torch.nn.AdaptiveMaxPool1d(1), torch.nn.Flatten(),
+        torch.nn.Dropout(0.3), torch.nn.Linear(128, classes))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.01)
+    for _ in range(epochs):
+        for batch in torch.randperm(len(x)).split(batch_size):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[batch]), y[batch]).backward()
+            optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        return net(torch.from_numpy(test_x).view(-1, length, 4).transpose(1, 2))
+
+
+def baseline_rows(train_path: Path, test_path: Path, cnn_epochs: int = 0) -> dict[str, dict[str, float]]:
+    """Test metrics (`test/...`, as train.py writes them) of 4-mer-count and one-hot logistic regression, and of
+    the one-hot CNN when `cnn_epochs` > 0. The one-hot models need equal-length sequences and are left out without.
+    """
     train, test = read_labelled(train_path), read_labelled(test_path)
     classes = natural_order({labels[0] for labels in train.labels})
     lookup = {name: i for i, name in enumerate(classes)}
     train_y = np.array([lookup[labels[0]] for labels in train.labels])
     test_y = torch.tensor([lookup[labels[0]] for labels in test.labels])
     rows = {}
-    featurisers = (("4-mer logistic regression", lambda s: kmer_counts(s, 4)), ("one-hot logistic regression", one_hot))
-    for name, features in featurisers:
-        if name.startswith("one-hot") and len({len(s) for s in train.sequences + test.sequences}) > 1:
+    models = [("4-mer logistic regression", lambda s: kmer_counts(s, 4), logistic_regression),
+              ("one-hot logistic regression", one_hot, logistic_regression)]
+    if cnn_epochs:
+        models.append((f"one-hot CNN, {cnn_epochs} epochs", one_hot,
+                       lambda *data: cnn(*data, epochs=cnn_epochs)))
+    for name, features, model in models:
+        if features is one_hot and len({len(s) for s in train.sequences + test.sequences}) > 1:
             continue
-        logits = logistic_regression(features(train.sequences), train_y, features(test.sequences), len(classes))
+        logits = model(features(train.sequences), train_y, features(test.sequences), len(classes))
         metrics = task_metrics("classification", len(classes))
         metrics.update(metric_inputs("classification", logits), test_y)
         rows[name] = {f"test/{key}": float(value) for key, value in metrics.compute().items()}
@@ -146,6 +177,7 @@ def main() -> None:
                              "'lora=DIR finetune=lora task.optimizer.lr=1e-3'")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cnn-epochs", type=int, default=0, help="also train the one-hot CNN reference this long")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides (after --)")
     args = parser.parse_args()
     if (args.cv is None) == (args.train is None or args.test is None):
@@ -179,7 +211,7 @@ def main() -> None:
     pairs = dict.fromkeys((train, test) for seed in args.seeds for _, train, test in splits[seed])
     baselines: dict[str, list[dict]] = {}
     for train, test in pairs:
-        for name, metrics in baseline_rows(train, test).items():
+        for name, metrics in baseline_rows(train, test, args.cnn_epochs).items():
             baselines.setdefault(name, []).append(metrics)
     seeds = f"{args.folds} folds x " * bool(args.cv) + f"{len(args.seeds)} seed" + "s" * (len(args.seeds) > 1)
     notes = {name: f"{seeds}, {np.mean([r['minutes'] for r in runs]):.1f} min each"

@@ -38,12 +38,14 @@ def training_flops(model: BertForMaskedLM, lengths: torch.Tensor, decoded_tokens
     embedding) at the `decoded_tokens` positions where the head runs; 12 x layers x hidden x sequence length per
     token for attention scores and their weighted sum. Padding, embedding lookups and softmax are not counted.
     """
-    config = model.config
     encoder = sum(p.numel() for p in model.bert.encoder.parameters())
     head = sum(p.numel() for p in model.cls.parameters())
-    lengths = lengths.double()
-    attention = 12 * config.num_hidden_layers * config.hidden_size * float((lengths**2).sum())
-    return 6 * encoder * float(lengths.sum()) + attention + 6 * head * decoded_tokens
+    return 6 * encoder * float(lengths.sum()) + attention_flops(model.config, lengths) + 6 * head * decoded_tokens
+
+
+def attention_flops(config: BertConfig, lengths: torch.Tensor) -> float:
+    """Matmul FLOPs (forward + backward) of attention scores and their weighted sum on sequences of `lengths`."""
+    return 12 * config.num_hidden_layers * config.hidden_size * float((lengths.double() ** 2).sum())
 
 
 class MaskedKmerModule(L.LightningModule):

@@ -45,13 +45,20 @@ from hydra.utils import instantiate  # noqa: E402
 
 from dnabert.config import register_resolvers  # noqa: E402
 from dnabert.data.masking import IGNORE_INDEX  # noqa: E402
-from dnabert.models.pretraining import MaskedKmerModule, training_flops  # noqa: E402
+from dnabert.models.pretraining import MaskedKmerModule, attention_flops, training_flops  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 GENOME = ROOT.parent / "shared" / "data" / "human_chr22_hg19" / "hg19_chr22_blocks.fa.gz"
 RESULTS = Path(__file__).resolve().parent / "results"
 PAPER_TOKENS = 120_000 * 2_000 * 512
 """The paper's pretraining budget: 120k steps x 2,000 windows x 512 tokens."""
+OP_GROUPS = {
+    "matmul (linear layers, MLM head)": ("aten::mm", "aten::addmm", "aten::bmm"),
+    "attention kernel (scores, softmax, weighted sum)": ("aten::_scaled_dot_product", "aten::_efficient_attention",
+                                                         "aten::_flash_attention"),
+    "dropout masks": ("aten::bernoulli", "aten::native_dropout"),
+}
+"""Operator groups of the --profile breakdown, by the start of the operator's name; the rest is "other"."""
 
 warnings.filterwarnings("ignore", message=".*self.log.*")  # the module's step logs; no Trainer here to receive it
 
@@ -67,6 +74,8 @@ class Setup:
     autocast: bool = False
     bf16_weights: bool = False
     compile: bool = False
+    changes_model: bool = False
+    """True where a lever changes the model itself (not only how it runs)."""
     base: str | None = None
     """The setup this one adds a lever to."""
 
@@ -107,7 +116,7 @@ def setups(model: str, batch_size: int) -> list[Setup]:
         prefix = best.name + ", "
     ladder.append(best.add(prefix + "bf16 weights", bf16_weights=True, autocast=False))
     ladder.append(ladder[-1].add(ladder[-1].name + ", no hidden dropout (a model change)",
-                                 {"model.config.hidden_dropout_prob": 0.0}))
+                                 {"model.config.hidden_dropout_prob": 0.0}, changes_model=True))
     return ladder
 
 
@@ -221,6 +230,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="steps per setup per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per setup first")
     parser.add_argument("--loader-batches", type=int, default=30, help="batches the loader makes per round")
+    parser.add_argument("--profile", action="store_true",
+                        help="afterwards, where the time of the highest-MFU setup that keeps the model goes")
     args = parser.parse_args()
 
     torch.set_num_threads(N_CPUS)
@@ -259,10 +270,35 @@ def main() -> None:
                        "setups": results})
         print(f"round {number + 1}/{args.rounds} done", flush=True)
 
-    report(args, runners, rounds, compile_seconds, load_before, started)
+    profiled = None
+    if args.profile:
+        kept = [r for r in runners if not r.setup.changes_model and not r.setup.compile]
+        runner = max(kept, key=lambda r: statistics.median(
+            result["setups"][r.setup.name][2] / result["setups"][r.setup.name][0] for result in rounds))
+        profiled = profile(runner, range(args.warmup, args.warmup + args.steps))
+    report(args, runners, rounds, compile_seconds, load_before, started, profiled)
 
 
-def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dict, load_before, started) -> None:
+def profile(runner: Runner, indices: range) -> dict:
+    """Share of the steps' operator time per `OP_GROUPS` group, against its share of the counted FLOPs."""
+    cuda = runner.device.type == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CUDA if cuda else torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities) as prof:
+        runner.timed(indices)
+    time_of = "self_device_time_total" if cuda else "self_cpu_time_total"
+    groups = dict.fromkeys([*OP_GROUPS, "other"], 0.0)
+    for event in prof.key_averages():
+        group = next((name for name, prefixes in OP_GROUPS.items() if event.key.startswith(prefixes)), "other")
+        groups[group] += getattr(event, time_of)
+    total = sum(groups.values())
+    flops = sum(runner.flops[i] for i in indices)
+    attention = sum(attention_flops(runner.module.config, runner.batches[i]["attention_mask"].sum(1)) for i in indices)
+    return {"setup": runner.setup.name, "time_share": {name: t / total for name, t in groups.items()},
+            "attention_flop_share": attention / flops}
+
+
+def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dict, load_before, started,
+           profiled: dict | None) -> None:
     """Print the Markdown table and write the raw numbers as JSON."""
     peaks = [r["peak"] for r in rounds]
     peak = statistics.median(peaks)
@@ -296,11 +332,16 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
         print(f"{name}: first {args.warmup} steps (compilation) {seconds:.1f} s")
     print(f"paper budget (120k steps x 2,000 x 512 tokens) at the fastest setup: "
           f"{PAPER_TOKENS / best / 3600:,.1f} h on this device")
+    if profiled:
+        print(f"\nprofile of {profiled['setup']} ({args.steps} steps): operator time share")
+        for name, share in profiled["time_share"].items():
+            print(f"- {name}: {share:.1%}")
+        print(f"attention's share of the counted FLOPs: {profiled['attention_flop_share']:.1%}")
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{args.device}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"args": vars(args), "device": device, "started": started, "rounds": rounds,
-                               "compile_seconds": compile_seconds,
+                               "compile_seconds": compile_seconds, "profile": profiled,
                                "setups": {r.setup.name: r.setup.overrides for r in runners}}, indent=1, default=str))
     print(f"raw numbers: {out.relative_to(ROOT)}")
 
