@@ -61,3 +61,13 @@ def test_csv_wandb_and_tensorboard_loggers_write_offline(tmp_path):
     assert (run / "csv" / "version_0" / "metrics.csv").read_text().count("val/loss") >= 1
     assert list(run.glob("wandb/offline-run-*/run-*.wandb"))
     assert list(run.glob("tensorboard/version_0/events.out.tfevents.*"))
+
+
+def test_fine_tuning_dropout_follows_the_model_config():
+    """`model.config.hidden_dropout_prob` reaches a fine-tuned model (it once was silently reset to 0.1)."""
+    cfg = composed(["task=splice", "model=tiny", "model.config.hidden_dropout_prob=0.3", "data.train=train.tsv"])
+    module = instantiate(cfg.task)
+    assert module.config.hidden_dropout_prob == 0.3
+    assert composed(["task=splice"]).task.hidden_dropout_prob == 0.1
+    tuned = composed(["task=splice", "task.hidden_dropout_prob=0.2"]).task
+    assert instantiate(tuned).config.hidden_dropout_prob == 0.2
