@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Fly core promoters vs distal upstream windows (300 nt, dm3, chr2L held out as test): random init and a
 # human-pretrained init (cross-organism: the model from experiments/pretrain_human/run.sh, pretrained on human
-# chr22 only), 3 seeds each, against k-mer logistic regression. Extra arguments are train.py overrides.
+# chr22 only), 3 seeds each, and a tiny model (weight decay 0.1) from random weights, against k-mer and one-hot
+# logistic regression and a one-hot CNN. Extra arguments are train.py overrides.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# the lever row: model=tiny for 5 epochs at lr 5e-4, weight decay 0.1, the checkpoint chosen on validation AUROC,
+# validation once per epoch (479 steps)
+tiny="model=tiny task.optimizer.weight_decay=0.1 task.optimizer.lr=5e-4 trainer.max_steps=-1 \
+trainer.val_check_interval=479 callbacks.model_checkpoint.monitor=val/auroc callbacks.model_checkpoint.mode=max"
 .venv/bin/python experiments/finetune_study.py \
   --train ../shared/data/promoter_dm3/core_vs_distal_train.tsv --test ../shared/data/promoter_dm3/core_vs_distal_test.tsv \
   --task prom300 --init random=random --init pretrained=experiments/pretrain_human/results/run/checkpoints/last.hf \
-  --seeds 1 2 3 --out experiments/promoter_dm3/results -- model=small trainer=bf16 \
+  --init "random-tiny-wd0.1-valauroc=random $tiny" \
+  --seeds 1 2 3 --cnn-epochs 8 --out experiments/promoter_dm3/results -- model=small trainer=bf16 \
   trainer.max_steps=100 trainer.val_check_interval=100 trainer.check_val_every_n_epoch=null data.val_fraction=0.05 "$@"

@@ -16,4 +16,4 @@ by_accuracy="callbacks.model_checkpoint.monitor=val/accuracy callbacks.model_che
   --init "random-20ep-lr5e-4=random $long" \
   --init "random-k3-20ep-lr5e-4-valacc=random model.k=3 $long $by_accuracy" \
   --init "random-k3-20ep-lr5e-4-valacc-drop0.3=random model.k=3 model.config.hidden_dropout_prob=0.3 $long $by_accuracy" \
-  --seeds 1 2 3 --out experiments/splice_primate/results -- model=small "$@"
+  --seeds 1 2 3 --cnn-epochs 20 --out experiments/splice_primate/results -- model=small "$@"

@@ -280,7 +280,8 @@ def main() -> None:
 
 
 def profile(runner: Runner, indices: range) -> dict:
-    """Share of the steps' operator time per `OP_GROUPS` group, against its share of the counted FLOPs."""
+    """Share of the steps' operator time per `OP_GROUPS` group, attention's share of the counted FLOPs, and the FLOP
+    rate of the linear-layer matmuls and of the attention kernel while each runs."""
     cuda = runner.device.type == "cuda"
     activities = [torch.profiler.ProfilerActivity.CUDA if cuda else torch.profiler.ProfilerActivity.CPU]
     with torch.profiler.profile(activities=activities) as prof:
@@ -293,8 +294,10 @@ def profile(runner: Runner, indices: range) -> dict:
     total = sum(groups.values())
     flops = sum(runner.flops[i] for i in indices)
     attention = sum(attention_flops(runner.module.config, runner.batches[i]["attention_mask"].sum(1)) for i in indices)
+    matmul, kernel = list(OP_GROUPS)[:2]
+    rates = {matmul: (flops - attention) / groups[matmul] / 1e3, kernel: attention / groups[kernel] / 1e3}  # us
     return {"setup": runner.setup.name, "time_share": {name: t / total for name, t in groups.items()},
-            "attention_flop_share": attention / flops}
+            "attention_flop_share": attention / flops, "gflops_per_s": rates}
 
 
 def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dict, load_before, started,
@@ -337,6 +340,8 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
         for name, share in profiled["time_share"].items():
             print(f"- {name}: {share:.1%}")
         print(f"attention's share of the counted FLOPs: {profiled['attention_flop_share']:.1%}")
+        for name, rate in profiled["gflops_per_s"].items():
+            print(f"- {name}: {rate:,.0f} GFLOP/s while it runs")
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{args.device}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.json"
