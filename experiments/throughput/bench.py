@@ -295,7 +295,7 @@ def profile(runner: Runner, indices: range) -> dict:
     flops = sum(runner.flops[i] for i in indices)
     attention = sum(attention_flops(runner.module.config, runner.batches[i]["attention_mask"].sum(1)) for i in indices)
     matmul, kernel = list(OP_GROUPS)[:2]
-    rates = {matmul: (flops - attention) / groups[matmul] / 1e3, kernel: attention / groups[kernel] / 1e3}  # us
+    rates = {matmul: (flops - attention) / groups[matmul] / 1e3, kernel: attention / groups[kernel] / 1e3}  # times in us
     return {"setup": runner.setup.name, "time_share": {name: t / total for name, t in groups.items()},
             "attention_flop_share": attention / flops, "gflops_per_s": rates}
 
