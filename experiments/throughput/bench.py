@@ -89,7 +89,7 @@ class Setup:
         return tuple(sorted((k, str(v)) for k, v in self.overrides.items() if k.startswith("data.")))
 
 
-def setups(model: str, batch_size: int) -> list[Setup]:
+def setups(model: str, batch_size: int, mfu_layers: int = 2) -> list[Setup]:
     """The reference, each lever added one by one, then the MFU levers on top of the best uncompiled setup."""
     reference = Setup("reference: HF eager fp32, attn dropout 0.1, all-position logits, padded", {
         "model": model, "data.batch_size": batch_size, "task.attn_implementation": "eager",
@@ -110,8 +110,8 @@ def setups(model: str, batch_size: int) -> list[Setup]:
     ladder.append(best.add(f"MFU: batch {4 * batch_size}", {"data.batch_size": 4 * batch_size}))
     prefix = "MFU: "
     if model in ("tiny", "small"):
-        best = best.add("MFU: BERT-base width (768/3072, 12 heads), 2 layers",
-                        {"model": "dnabert6", "model.config.num_hidden_layers": 2})
+        best = best.add(f"MFU: BERT-base width (768/3072, 12 heads), {mfu_layers} layers",
+                        {"model": "dnabert6", "model.config.num_hidden_layers": mfu_layers})
         ladder.append(best)
         prefix = best.name + ", "
     ladder.append(best.add(prefix + "bf16 weights", bf16_weights=True, autocast=False))
@@ -230,6 +230,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="steps per setup per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per setup first")
     parser.add_argument("--loader-batches", type=int, default=30, help="batches the loader makes per round")
+    parser.add_argument("--mfu-layers", type=int, default=2,
+                        help="layers of the BERT-base-width MFU rows on a small/tiny ladder (BERT-base has 12)")
     parser.add_argument("--profile", action="store_true",
                         help="afterwards, where the time of the highest-MFU setup that keeps the model goes")
     args = parser.parse_args()
@@ -243,7 +245,7 @@ def main() -> None:
     total = args.warmup + args.rounds * args.steps
 
     runners, streams, loader_data = [], {}, None
-    for setup in setups(args.model, args.batch_size):
+    for setup in setups(args.model, args.batch_size, args.mfu_layers):
         cfg = composed(setup, args.max_tokens)
         if setup.stream not in streams:
             data = instantiate(cfg.data)
@@ -295,7 +297,8 @@ def profile(runner: Runner, indices: range) -> dict:
     flops = sum(runner.flops[i] for i in indices)
     attention = sum(attention_flops(runner.module.config, runner.batches[i]["attention_mask"].sum(1)) for i in indices)
     matmul, kernel = list(OP_GROUPS)[:2]
-    rates = {matmul: (flops - attention) / groups[matmul] / 1e3, kernel: attention / groups[kernel] / 1e3}  # times in us
+    # profiler times are in microseconds: FLOPs / us / 1e3 = GFLOP/s
+    rates = {matmul: (flops - attention) / groups[matmul] / 1e3, kernel: attention / groups[kernel] / 1e3}
     return {"setup": runner.setup.name, "time_share": {name: t / total for name, t in groups.items()},
             "attention_flop_share": attention / flops, "gflops_per_s": rates}
 
