@@ -46,8 +46,6 @@ def lora(model: PreTrainedModel, rank: int = 8, alpha: float = 16, dropout: floa
     if unknown:
         raise DnabertError(f"finetune.target_modules: no linear layer named '{unknown[0]}' in the encoder; "
                            f"choose from {', '.join(available)}")
-    if model.name_or_path:  # the model.init directory, named in adapter_config.json as the adapter's base
-        model.name_or_path = str(Path(model.name_or_path).resolve())
     try:
         config = LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=alpha, lora_dropout=dropout,
                             target_modules=list(target_modules), modules_to_save=head_modules(model))
