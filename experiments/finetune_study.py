@@ -16,6 +16,7 @@ study can be extended with more initialisations.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -78,8 +79,11 @@ def cnn(train_x, train_y, test_x, classes: int, epochs: int, batch_size: int = 6
     the last epoch's weights (no validation split: a reference, not a tuned model).
     """
     torch.manual_seed(0)
-    length = train_x.shape[1] // 4
-    x, y = torch.from_numpy(train_x).view(-1, length, 4).transpose(1, 2), torch.from_numpy(train_y)
+
+    def channels(features: np.ndarray) -> torch.Tensor:  # (n, length x 4) one-hot -> (n, 4, length)
+        return torch.from_numpy(features).view(len(features), -1, 4).transpose(1, 2)
+
+    x, y = channels(train_x), torch.from_numpy(train_y)
     net = torch.nn.Sequential(
         torch.nn.Conv1d(4, 128, 15, padding=7), torch.nn.ReLU(), torch.nn.MaxPool1d(4), torch.nn.Dropout(0.3),
         torch.nn.Conv1d(128, 128, 7, padding=3), torch.nn.ReLU(), torch.nn.AdaptiveMaxPool1d(1), torch.nn.Flatten(),
@@ -92,7 +96,7 @@ def cnn(train_x, train_y, test_x, classes: int, epochs: int, batch_size: int = 6
             optimizer.step()
     net.eval()
     with torch.no_grad():
-        return net(torch.from_numpy(test_x).view(-1, length, 4).transpose(1, 2))
+        return net(channels(test_x))
 
 
 def baseline_rows(train_path: Path, test_path: Path, cnn_epochs: int = 0) -> dict[str, dict[str, float]]:
@@ -109,11 +113,15 @@ def baseline_rows(train_path: Path, test_path: Path, cnn_epochs: int = 0) -> dic
               ("one-hot logistic regression", one_hot, logistic_regression)]
     if cnn_epochs:
         models.append((f"one-hot CNN, {cnn_epochs} epochs", one_hot,
-                       lambda *data: cnn(*data, epochs=cnn_epochs)))
+                       functools.partial(cnn, epochs=cnn_epochs)))
+    featurised = {}  # each featuriser runs once, however many models read its features
     for name, features, model in models:
         if features is one_hot and len({len(s) for s in train.sequences + test.sequences}) > 1:
             continue
-        logits = model(features(train.sequences), train_y, features(test.sequences), len(classes))
+        if features not in featurised:
+            featurised[features] = features(train.sequences), features(test.sequences)
+        train_x, test_x = featurised[features]
+        logits = model(train_x, train_y, test_x, len(classes))
         metrics = task_metrics("classification", len(classes))
         metrics.update(metric_inputs("classification", logits), test_y)
         rows[name] = {f"test/{key}": float(value) for key, value in metrics.compute().items()}

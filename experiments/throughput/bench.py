@@ -275,10 +275,14 @@ def main() -> None:
     profiled = None
     if args.profile:
         kept = [r for r in runners if not r.setup.changes_model and not r.setup.compile]
-        runner = max(kept, key=lambda r: statistics.median(
-            result["setups"][r.setup.name][2] / result["setups"][r.setup.name][0] for result in rounds))
+        runner = max(kept, key=lambda r: statistics.median(flop_rates(rounds, r.setup.name)))
         profiled = profile(runner, range(args.warmup, args.warmup + args.steps))
     report(args, runners, rounds, compile_seconds, load_before, started, profiled)
+
+
+def flop_rates(rounds: list[dict], name: str) -> list[float]:
+    """FLOP/s of setup `name` in each round."""
+    return [result["setups"][name][2] / result["setups"][name][0] for result in rounds]
 
 
 def profile(runner: Runner, indices: range) -> dict:
@@ -310,7 +314,7 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
     peak = statistics.median(peaks)
     names = [runner.setup.name for runner in runners]
     rate = {name: [r["setups"][name][1] / r["setups"][name][0] for r in rounds] for name in names}
-    flop_rate = {name: [r["setups"][name][2] / r["setups"][name][0] for r in rounds] for name in names}
+    flop_rate = {name: flop_rates(rounds, name) for name in names}
     fastest = max(names, key=lambda name: statistics.median(rate[name]))
     loader = [r["loader"] for r in rounds]
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_name()}, {N_CPUS} threads"
