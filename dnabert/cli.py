@@ -42,12 +42,13 @@ def _prepare_genome(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from dnabert.atomic import write_text_atomic
     from dnabert.data.labelled import read_sequences
-    from dnabert.models.inference import load_classifier, predict, prediction_lines
+    from dnabert.models.inference import load_ensemble, predict_ensemble, prediction_lines
 
-    model = load_classifier(args.model)
-    names, sequences = read_sequences(args.input, min_length=model.config.k)
-    values = predict(model, sequences, args.batch_size, args.max_tokens, args.reverse_complement, not args.quiet)
-    lines = prediction_lines(model, names, values)
+    models = load_ensemble(args.model)
+    names, sequences = read_sequences(args.input, min_length=max(model.config.k for model in models))
+    values = predict_ensemble(models, sequences, args.batch_size, args.max_tokens, args.reverse_complement,
+                              not args.quiet)
+    lines = prediction_lines(models[0], names, values)
     write_text_atomic(args.out, "\n".join(lines) + "\n")
     print(f"{args.out}: {len(names)} sequences")
 
@@ -212,10 +213,15 @@ def _benchmark(args: argparse.Namespace) -> None:
     print("\n".join(str(path) for path in written))
 
 
-def _model_command(commands, name: str, help: str, run, model: str, out: str, sequences: bool = True):
-    """A subcommand taking a model, an output file, batching and progress options (and input sequences)."""
+def _model_command(commands, name: str, help: str, run, model: str, out: str, sequences: bool = True,
+                   ensemble: bool = False):
+    """A subcommand taking a model (or, with `ensemble`, several to average), an output file, batching and
+    progress options (and input sequences)."""
     command = commands.add_parser(name, help=help)
-    command.add_argument("model", help=f"{model}: HF directory or .ckpt")
+    if ensemble:
+        command.add_argument("model", nargs="+", help=f"{model}: HF directory or .ckpt; several: their mean")
+    else:
+        command.add_argument("model", help=f"{model}: HF directory or .ckpt")
     if sequences:
         command.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
         command.add_argument("--max-tokens", type=_at_least(3), default=512, help="longer inputs are truncated")
@@ -251,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(run=_build_dataset)
-    predict = _model_command(commands, "predict", "class probabilities of a fine-tuned model", _predict,
-                             "fine-tuned model", "TSV: name, one column per class, prediction")
+    predict = _model_command(commands, "predict", "class probabilities of a fine-tuned model (or an ensemble)",
+                             _predict, "fine-tuned model", "TSV: name, one column per class, prediction",
+                             ensemble=True)
     predict.add_argument("--reverse-complement", action="store_true", help="average with the reverse strand")
     embed = _model_command(commands, "embed", "sequence, token or nucleotide embeddings as .npy", _embed,
                            "pretrained or fine-tuned model", ".npy file")

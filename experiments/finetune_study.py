@@ -7,7 +7,9 @@ Usage (from the project root):
     .venv/bin/python experiments/finetune_study.py --cv ALL.tsv --folds 5 ...   # stratified folds per seed
 
 Prints a Markdown table of test metrics, mean +- sd over seeds (and folds), with the baselines on the same
-splits (4-mer-count and one-hot logistic regression; with --cnn-epochs N also a small one-hot CNN). With --cv
+splits (4-mer-count and one-hot logistic regression; with --cnn-epochs N also a small one-hot CNN). With
+--ensemble N the runs of each initialisation are also scored N consecutive seeds at a time as deep ensembles
+(the mean class probabilities of their best-on-validation models, as `dnabert predict A B C` gives them). With --cv
 each seed deals the rows of ALL.tsv into stratified folds, written under OUT/folds/ with the input's own header
 and lines (so DNABERT's k-mer format stays k-mer format). Runs whose `study_minutes.json` exists are reused, so a
 study can be extended with more initialisations.
@@ -25,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers.utils.logging import disable_progress_bar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dnabert.data.finetuning import natural_order  # noqa: E402
 from dnabert.data.labelled import read_labelled  # noqa: E402
+from dnabert.models.inference import load_ensemble, output_names, predict_ensemble  # noqa: E402
 from dnabert.models.metrics import metric_inputs, task_metrics  # noqa: E402
 from dnabert.tokenization import CODE_TABLE, NUM_SPECIAL, batch_kmer_ids, vocab_size  # noqa: E402
 
@@ -128,6 +132,18 @@ def baseline_rows(train_path: Path, test_path: Path, cnn_epochs: int = 0) -> dic
     return rows
 
 
+def ensemble_metrics(run_dirs: list[Path], test_path: Path) -> dict[str, float]:
+    """Test metrics (`test/...`) of the mean class probabilities of several runs' best-on-validation models."""
+    models = load_ensemble([run_dir / "checkpoints" / "best.hf" for run_dir in run_dirs])
+    test = read_labelled(test_path)
+    lookup = {name: i for i, name in enumerate(output_names(models[0]))}
+    probabilities = torch.from_numpy(predict_ensemble(models, test.sequences, progress=False))
+    metrics = task_metrics("classification", len(lookup))
+    metrics.update(metric_inputs("classification", probabilities.log()),
+                   torch.tensor([lookup[labels[0]] for labels in test.labels]))
+    return {f"test/{key}": float(value) for key, value in metrics.compute().items()}
+
+
 def stratified_folds(labels: list[str], folds: int, seed: int) -> np.ndarray:
     """Fold index of every row: each class shuffled (seeded) and dealt round-robin, so folds stay balanced."""
     labels_array = np.array(labels)
@@ -186,18 +202,25 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cnn-epochs", type=int, default=0, help="also train the one-hot CNN reference this long")
+    parser.add_argument("--ensemble", type=int, default=0,
+                        help="also score ensembles of this many runs (consecutive seeds, classification)")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides (after --)")
     args = parser.parse_args()
+    disable_progress_bar()  # the ensembles' "Loading weights" bars
     if (args.cv is None) == (args.train is None or args.test is None):
         parser.error("give either --train and --test, or --cv")
+    if args.ensemble and (args.cv is not None or args.ensemble < 2 or len(args.seeds) % args.ensemble):
+        parser.error("--ensemble N needs --train/--test, N >= 2 and a number of seeds divisible by N")
     if args.cv is not None and args.folds < 2:
         parser.error("--folds must be at least 2")
     args.out.mkdir(parents=True, exist_ok=True)
     splits = {seed: write_folds(args.cv, args.folds, seed, args.out / "folds") if args.cv
               else [(f"seed{seed}", args.train, args.test)] for seed in args.seeds}
     results: dict[str, list[dict]] = {}
+    ensembles: dict[str, list[dict]] = {}
     for name, spec in (item.split("=", 1) for item in args.init):
         init, *init_overrides = spec.split()
+        run_dirs = []
         for seed in args.seeds:
             for split, train, test in splits[seed]:
                 run_dir = args.out / f"{name}-{split}"
@@ -216,6 +239,13 @@ def main() -> None:
                 metrics["minutes"] = json.loads(timing.read_text())
                 results.setdefault(f"dnabert ({name} init)", []).append(metrics)
                 print(f"{name} {split}: " + ", ".join(f"{m} {metrics[f'test/{m}']:.4f}" for m in METRICS), flush=True)
+                run_dirs.append(run_dir)
+        for start in range(0, len(run_dirs), args.ensemble) if args.ensemble else ():
+            metrics = ensemble_metrics(run_dirs[start : start + args.ensemble], args.test)
+            ensembles.setdefault(f"dnabert ({name} init), ensemble of {args.ensemble}", []).append(metrics)
+            seeds = args.seeds[start : start + args.ensemble]
+            print(f"{name} ensemble of seeds {seeds}: " + ", ".join(f"{m} {metrics[f'test/{m}']:.4f}" for m in METRICS),
+                  flush=True)
     pairs = dict.fromkeys((train, test) for seed in args.seeds for _, train, test in splits[seed])
     baselines: dict[str, list[dict]] = {}
     for train, test in pairs:
@@ -224,11 +254,13 @@ def main() -> None:
     seeds = f"{args.folds} folds x " * bool(args.cv) + f"{len(args.seeds)} seed" + "s" * (len(args.seeds) > 1)
     notes = {name: f"{seeds}, {np.mean([r['minutes'] for r in runs]):.1f} min each"
              for name, runs in results.items()}
+    notes.update({name: f"{len(runs)} ensembles of {args.ensemble} seeds" for name, runs in ensembles.items()})
     notes.update({name: f"same {len(runs)} splits" if len(runs) > 1 else "deterministic"
                   for name, runs in baselines.items()})
-    table = summary_table({**results, **baselines}, notes)
+    table = summary_table({**results, **ensembles, **baselines}, notes)
     (args.out / "table.md").write_text(table + "\n")
-    (args.out / "results.json").write_text(json.dumps({"dnabert": results, "baselines": baselines}, indent=1))
+    (args.out / "results.json").write_text(json.dumps({"dnabert": results, "ensembles": ensembles,
+                                                       "baselines": baselines}, indent=1))
     print(table)
 
 

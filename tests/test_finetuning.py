@@ -60,6 +60,43 @@ def test_predict_writes_one_row_per_sequence_from_hf_dir_and_checkpoint(splice_r
     assert accuracy == pytest.approx(json.loads((splice_run / "test_metrics.json").read_text())["test/accuracy"], abs=1e-3)
 
 
+def test_predict_averages_an_ensemble_and_refuses_models_of_another_task(splice_run, tmp_path):
+    best = splice_run / "checkpoints" / "best.hf"
+    other = tmp_path / "other.hf"  # the same task, other weights: the classifier's sign flipped
+    shutil.copytree(best, other)
+    model = BertForSequenceClassification.from_pretrained(best)
+    with torch.no_grad():
+        model.classifier.weight.neg_()
+    model.save_pretrained(other)
+    test_file = shared_path("data/splice_primate/test.tsv")
+    columns = ("p_ei", "p_ie", "p_n")
+
+    def probabilities(*models):
+        out = tmp_path / f"{len(models)}-{models[0].name}.tsv"
+        result = dnabert_cli(["predict", *map(str, models), "--input", str(test_file), "--out", str(out), "--quiet"],
+                             ROOT)
+        assert result.returncode == 0, result.stderr
+        rows = read_tsv(out)
+        assert [r["prediction"] for r in rows] == [columns[i][2:] for i in
+                                                   np.argmax([[float(r[c]) for c in columns] for r in rows], 1)]
+        return np.array([[float(r[c]) for c in columns] for r in rows])
+
+    first, second, both = probabilities(best), probabilities(other), probabilities(best, other)
+    assert not np.allclose(first, second, atol=1e-2)
+    assert np.allclose(both, (first + second) / 2, atol=1e-5)
+
+    relabelled = tmp_path / "relabelled.hf"
+    shutil.copytree(best, relabelled)
+    config = json.loads((relabelled / "config.json").read_text())
+    config["id2label"] = {"0": "donor", "1": "acceptor", "2": "neither"}
+    config["label2id"] = {name: int(i) for i, name in config["id2label"].items()}
+    (relabelled / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "mixed.tsv"
+    assert_user_error(dnabert_cli(["predict", str(best), str(relabelled), "--input", str(test_file), "--out", str(out)],
+                                  ROOT), "relabelled.hf", "an ensemble needs models of one task")
+    assert not out.exists()
+
+
 def published_layout(directory, k: int):
     """A DNABERT directory as `zhihan1996/DNA_bert_k` is published (config.json, vocab.txt, pytorch_model.bin,
     tokenizer files) from the original config files, with random weights and one layer to stay fast."""

@@ -88,6 +88,24 @@ def predict(model: BertForSequenceClassification, sequences: list[str], batch_si
     return np.concatenate(rows) if rows else np.zeros((0, model.config.num_labels), dtype=np.float32)
 
 
+def load_ensemble(paths: list[str | Path]) -> list[BertForSequenceClassification]:
+    """Fine-tuned models to average (a deep ensemble, e.g. one model per seed): one task, any k."""
+    models = [load_classifier(path) for path in paths]
+    task = output_names(models[0]), models[0].config.problem_type
+    for path, model in zip(paths[1:], models[1:]):
+        if (output_names(model), model.config.problem_type) != task:
+            raise DnabertError(f"{path}: predicts {output_names(model)} ({model.config.problem_type}) but "
+                               f"{paths[0]} predicts {task[0]} ({task[1]}); an ensemble needs models of one task")
+    return models
+
+
+def predict_ensemble(models: list[BertForSequenceClassification], sequences: list[str], batch_size: int = 64,
+                     max_tokens: int = 512, reverse_complement: bool = False, progress: bool = True) -> np.ndarray:
+    """The mean of every model's `predict` output (probabilities, or values for regression)."""
+    return np.mean([predict(model, sequences, batch_size, max_tokens, reverse_complement, progress)
+                    for model in models], axis=0)
+
+
 def parse_region(region: str) -> tuple[str, int | None, int | None]:
     """'chr1:1,001-2,000' (1-based, inclusive, as genome browsers show) -> ('chr1', 1000, 2000); 'chr1' -> whole."""
     name, _, span = region.rpartition(":") if ":" in region else (region, "", "")
