@@ -176,6 +176,11 @@ def write_folds(path: Path, folds: int, seed: int, out: Path) -> list[tuple[str,
     return splits
 
 
+def brief(metrics: dict[str, float]) -> str:
+    """One progress line's worth of test metrics."""
+    return ", ".join(f"{m} {metrics[f'test/{m}']:.4f}" for m in METRICS)
+
+
 def summary_table(rows: dict[str, list[dict[str, float]]], notes: dict[str, str]) -> str:
     """Markdown table: mean ± sd of each test metric over a row's runs (the single value for one run)."""
     lines = ["| model | " + " | ".join(f"test {m}" for m in METRICS) + " | runs |",
@@ -238,14 +243,12 @@ def main() -> None:
                 metrics = json.loads((run_dir / "test_metrics.json").read_text())
                 metrics["minutes"] = json.loads(timing.read_text())
                 results.setdefault(f"dnabert ({name} init)", []).append(metrics)
-                print(f"{name} {split}: " + ", ".join(f"{m} {metrics[f'test/{m}']:.4f}" for m in METRICS), flush=True)
+                print(f"{name} {split}: {brief(metrics)}", flush=True)
                 run_dirs.append(run_dir)
         for start in range(0, len(run_dirs), args.ensemble) if args.ensemble else ():
             metrics = ensemble_metrics(run_dirs[start : start + args.ensemble], args.test)
             ensembles.setdefault(f"dnabert ({name} init), ensemble of {args.ensemble}", []).append(metrics)
-            seeds = args.seeds[start : start + args.ensemble]
-            print(f"{name} ensemble of seeds {seeds}: " + ", ".join(f"{m} {metrics[f'test/{m}']:.4f}" for m in METRICS),
-                  flush=True)
+            print(f"{name} ensemble of seeds {args.seeds[start : start + args.ensemble]}: {brief(metrics)}", flush=True)
     pairs = dict.fromkeys((train, test) for seed in args.seeds for _, train, test in splits[seed])
     baselines: dict[str, list[dict]] = {}
     for train, test in pairs:
