@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dnabert.data.finetuning import natural_order  # noqa: E402
-from dnabert.data.labelled import read_labelled  # noqa: E402
+from dnabert.data.labelled import LabelledRows, read_labelled  # noqa: E402
 from dnabert.models.inference import load_ensemble, output_names, predict_ensemble  # noqa: E402
 from dnabert.models.metrics import metric_inputs, task_metrics  # noqa: E402
 from dnabert.tokenization import CODE_TABLE, NUM_SPECIAL, batch_kmer_ids, vocab_size  # noqa: E402
@@ -132,10 +132,10 @@ def baseline_rows(train_path: Path, test_path: Path, cnn_epochs: int = 0) -> dic
     return rows
 
 
-def ensemble_metrics(run_dirs: list[Path], test_path: Path) -> dict[str, float]:
-    """Test metrics (`test/...`) of the mean class probabilities of several runs' best-on-validation models."""
+def ensemble_metrics(run_dirs: list[Path], test: LabelledRows) -> dict[str, float]:
+    """Test metrics (`test/...`) of the mean class probabilities of several runs' best-on-validation models on
+    `test`."""
     models = load_ensemble([run_dir / "checkpoints" / "best.hf" for run_dir in run_dirs])
-    test = read_labelled(test_path)
     lookup = {name: i for i, name in enumerate(output_names(models[0]))}
     probabilities = torch.from_numpy(predict_ensemble(models, test.sequences, progress=False))
     metrics = task_metrics("classification", len(lookup))
@@ -223,6 +223,7 @@ def main() -> None:
               else [(f"seed{seed}", args.train, args.test)] for seed in args.seeds}
     results: dict[str, list[dict]] = {}
     ensembles: dict[str, list[dict]] = {}
+    ensemble_test = read_labelled(args.test) if args.ensemble else None
     for name, spec in (item.split("=", 1) for item in args.init):
         init, *init_overrides = spec.split()
         run_dirs = []
@@ -246,7 +247,7 @@ def main() -> None:
                 print(f"{name} {split}: {brief(metrics)}", flush=True)
                 run_dirs.append(run_dir)
         for start in range(0, len(run_dirs), args.ensemble) if args.ensemble else ():
-            metrics = ensemble_metrics(run_dirs[start : start + args.ensemble], args.test)
+            metrics = ensemble_metrics(run_dirs[start : start + args.ensemble], ensemble_test)
             ensembles.setdefault(f"dnabert ({name} init), ensemble of {args.ensemble}", []).append(metrics)
             print(f"{name} ensemble of seeds {args.seeds[start : start + args.ensemble]}: {brief(metrics)}", flush=True)
     pairs = dict.fromkeys((train, test) for seed in args.seeds for _, train, test in splits[seed])

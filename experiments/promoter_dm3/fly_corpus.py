@@ -5,14 +5,19 @@ Usage (from the project root):
 
 UCSC's upstream2000 names every record `NAME chrom:start-end`; transcripts sharing a TSS repeat the same window,
 so each window is kept once. Records on chr2L (the promoter_dm3 test chromosome) are dropped, so pretraining never
-sees test-chromosome sequence. The file is written to a temporary name and renamed when complete.
+sees test-chromosome sequence. The file appears only when complete (`dnabert.atomic.open_atomic`).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from dnabert.atomic import open_atomic  # noqa: E402
 
 HELD_OUT = "chr2L"
 
@@ -25,9 +30,8 @@ def main() -> None:
     opener = gzip.open if args.upstream.suffix == ".gz" else open
     seen: set[str] = set()
     kept = dropped = 0
-    partial = args.out.with_name(args.out.name + ".partial")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with opener(args.upstream, "rt") as source, partial.open("w") as sink:
+    with opener(args.upstream, "rt") as source, open_atomic(args.out) as sink:
         keep = False
         for line in source:
             if line.startswith(">"):
@@ -38,7 +42,6 @@ def main() -> None:
                 dropped += not keep
             if keep:
                 sink.write(line)
-    partial.replace(args.out)
     print(f"{args.out}: {kept} windows kept, {dropped} dropped ({HELD_OUT} or repeated)")
 
 
