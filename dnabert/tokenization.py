@@ -83,6 +83,13 @@ def nucleotide_codes(sequence: str | bytes, name: str = "sequence") -> np.ndarra
     return codes
 
 
+def reverse_complement_text(sequence: str) -> str:
+    """Reverse complement of a DNA string (IUPAC codes other than ACGT become N)."""
+    codes = nucleotide_codes(sequence)[::-1]
+    letters = np.frombuffer(b"TAGCN", dtype=np.uint8)  # complement of A,T,C,G,N codes
+    return letters[codes].tobytes().decode()
+
+
 def _raise_on_invalid(codes: np.ndarray, raw: bytes, names: Sequence[str], offsets: np.ndarray) -> None:
     bad = np.flatnonzero(codes == INVALID)
     if bad.size == 0:

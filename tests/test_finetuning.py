@@ -166,6 +166,8 @@ def bad_files(tmp_path):
     (["data.train={d}/kmers4.tsv"], ["kmers4.tsv", "written as 4-mers but the model uses k=6"]),
     (["data.test={d}/missing.tsv"], ["data.test={d}/missing.tsv", "not found"]),
     (["model.init={d}/nowhere"], ["nowhere", "not found"]),
+    (["data.val_overlap=-1"], ["data.val_overlap=-1", "use a length in nucleotides"]),
+    (["data.val_overlap=5"], ["train.tsv", "larger than the 2 validation rows"]),
 ])
 def test_bad_labelled_input_is_one_clear_line(bad_files, overrides, fragments):
     output = bad_files / "out"
@@ -173,6 +175,33 @@ def test_bad_labelled_input_is_one_clear_line(bad_files, overrides, fragments):
             *[o.format(d=bad_files) for o in overrides]]
     assert_user_error(train(args, bad_files), *[f.format(d=bad_files) for f in fragments])
     assert not (output / "checkpoints").exists() and not (output / "test_metrics.json").exists()
+
+
+def stretches(sequences: list[str], length: int) -> set[str]:
+    """Every `length`-nt stretch of the sequences and of their reverse complements."""
+    strands = [*sequences, *(s.translate(str.maketrans("ACGT", "TGCA"))[::-1] for s in sequences)]
+    return {s[i:i + length] for s in strands for i in range(len(s) - length + 1)}
+
+
+def test_validation_holds_out_whole_groups_of_overlapping_windows():
+    """Real fly promoter windows overlap (nearby TSSs): drawn row by row, validation shares sequence with training;
+    with data.val_overlap=50 no validation window shares 50 nt with a training window, on either strand."""
+    from dnabert.data.finetuning import LabelledDataModule
+
+    def split(**options):
+        data = LabelledDataModule(str(shared_path("data/promoter_dm3/core_vs_distal_train.tsv")), val_fraction=0.05,
+                                  seed=3, **options)
+        data.setup()
+        train, val = data.splits["train"], data.splits["val"]
+        assert len(train) + len(val) == 16126 and set(train.names).isdisjoint(val.names)
+        seen = stretches(train.sequences, 50)
+        leaked = sum(any(s[i:i + 50] in seen for i in range(len(s) - 49)) for s in val.sequences)
+        return len(val), set(val.labels.ravel().tolist()), leaked
+
+    rows, classes, leaked = split()
+    assert rows == 806 and classes == {0, 1} and leaked > 40
+    rows, classes, leaked = split(val_overlap=50)
+    assert rows == 806 and classes == {0, 1} and leaked == 0
 
 
 def test_checkpoint_directory_missing_weights_is_refused(tmp_path, bad_files):

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dnabert.data.labelled import TASK_TYPES, LabelledRows, check_lengths, encode_labels, read_labelled
+from dnabert.data.overlap import grouped_holdout, overlap_groups
 from dnabert.errors import DnabertError
 from dnabert.tokenization import batch_kmer_ids, check_k
 
@@ -80,7 +81,7 @@ class LabelledDataModule(L.LightningDataModule):
     from the model being fine-tuned.
 
     Without a validation file, `val_fraction` of the training rows (seeded) is held out, so model selection
-    never sees the test split.
+    never sees the test split; with `val_overlap`, in whole groups of rows that share that many nucleotides.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class LabelledDataModule(L.LightningDataModule):
         test: str | None = None,
         val: str | None = None,
         val_fraction: float = 0.1,
+        val_overlap: int | None = None,
         task_type: str = "classification",
         classes: list[str] | None = None,
         sequence_column: str = "sequence",
@@ -107,6 +109,9 @@ class LabelledDataModule(L.LightningDataModule):
             raise DnabertError(f"data.task_type={task_type!r}: use one of {', '.join(TASK_TYPES)}")
         if val is None and not 0 < val_fraction < 1:
             raise DnabertError(f"data.val_fraction={val_fraction}: must lie between 0 and 1 when data.val is not given")
+        if val_overlap is not None and (isinstance(val_overlap, bool) or not isinstance(val_overlap, int)
+                                        or val_overlap < 1):
+            raise DnabertError(f"data.val_overlap={val_overlap!r}: use a length in nucleotides (e.g. 50), or null")
         for key, value, least in (("batch_size", batch_size, 1), ("max_tokens", max_tokens, 3),
                                   ("num_workers", num_workers, 0)):
             if value < least:
@@ -118,6 +123,7 @@ class LabelledDataModule(L.LightningDataModule):
             raise DnabertError(f"data.labels={labels}: file not found")
         self.paths = {"train": train, "val": val, "test": test}
         self.val_fraction = val_fraction
+        self.val_overlap = val_overlap
         self.task_type = task_type
         self.classes = [str(c) for c in classes] if classes else None
         self.read_options = {"sequence_column": sequence_column, "label_columns": label_columns, "labels": labels}
@@ -152,14 +158,23 @@ class LabelledDataModule(L.LightningDataModule):
         for split, rows in self._rows.items():
             self.splits[split] = LabelledSplit(rows.sequences, encoded[split], rows.names)
         if "val" not in self.splits:
-            order = np.random.default_rng(self.seed).permutation(len(train.sequences))
-            n_val = max(1, int(round(self.val_fraction * len(order))))
-            if n_val >= len(order):
-                raise DnabertError(f"{train.path}: too few rows ({len(order)}) to hold out a validation split")
+            rng = np.random.default_rng(self.seed)
+            n_rows = len(train.sequences)
+            n_val = max(1, int(round(self.val_fraction * n_rows)))
+            if n_val >= n_rows:
+                raise DnabertError(f"{train.path}: too few rows ({n_rows}) to hold out a validation split")
+            if self.val_overlap:
+                held = grouped_holdout(overlap_groups(train.sequences, self.val_overlap), n_val, rng)
+            else:
+                held = np.sort(rng.permutation(n_rows)[:n_val])
+            if held.size == 0:
+                raise DnabertError(f"{train.path}: every group of rows overlapping by {self.val_overlap} nt is larger "
+                                   f"than the {n_val} validation rows; raise data.val_fraction, lower "
+                                   "data.val_overlap or give data.val")
             full = self.splits["train"]
             pick = lambda idx: LabelledSplit([full.sequences[i] for i in idx], full.labels[idx],  # noqa: E731
                                              [full.names[i] for i in idx])
-            self.splits["val"], self.splits["train"] = pick(np.sort(order[:n_val])), pick(np.sort(order[n_val:]))
+            self.splits["val"], self.splits["train"] = pick(held), pick(np.setdiff1d(np.arange(n_rows), held))
 
     def use_k(self, k: int) -> None:
         """Tokenize with the model's k; k-mer text written with another k, or sequences shorter than k, are errors."""

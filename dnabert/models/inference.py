@@ -12,7 +12,7 @@ from transformers import BertForSequenceClassification
 from dnabert.errors import DnabertError
 from dnabert.models.loading import build_model, initial_config
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
-from dnabert.tokenization import EncodedBatch, batch_kmer_ids, codes_to_text, nucleotide_codes
+from dnabert.tokenization import EncodedBatch, batch_kmer_ids, codes_to_text, reverse_complement_text
 
 
 def load_classifier(path: str | Path) -> BertForSequenceClassification | BertForLongSequenceClassification:
@@ -28,13 +28,6 @@ def load_classifier(path: str | Path) -> BertForSequenceClassification | BertFor
 def output_names(model: BertForSequenceClassification) -> list[str]:
     """Class (or target) names in output order."""
     return [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
-
-
-def reverse_complement_text(sequence: str) -> str:
-    """Reverse complement of a DNA string (IUPAC codes other than ACGT become N)."""
-    codes = nucleotide_codes(sequence)[::-1]
-    letters = np.frombuffer(b"TAGCN", dtype=np.uint8)  # complement of A,T,C,G,N codes
-    return letters[codes].tobytes().decode()
 
 
 def encode_batch(model, sequences: list[str], max_tokens: int = 512) -> tuple[EncodedBatch, dict]:
