@@ -9,7 +9,9 @@ Usage (from the project root):
 Prints a Markdown table of test metrics, mean +- sd over seeds (and folds), with the baselines on the same
 splits (4-mer-count and one-hot logistic regression; with --cnn-epochs N also a small one-hot CNN). With
 --ensemble N the runs of each initialisation are also scored N consecutive seeds at a time as deep ensembles
-(the mean class probabilities of their best-on-validation models, as `dnabert predict A B C` gives them). With --cv
+(the mean class probabilities of their best-on-validation models, as `dnabert predict A B C` gives them); with
+--ensemble-inits also as ensembles that pool those seeds' runs of every initialisation (e.g. models of different k).
+With --cv
 each seed deals the rows of ALL.tsv into stratified folds, written under OUT/folds/ with the input's own header
 and lines (so DNABERT's k-mer format stays k-mer format). Runs whose `study_minutes.json` exists are reused, so a
 study can be extended with more initialisations.
@@ -209,6 +211,8 @@ def main() -> None:
     parser.add_argument("--cnn-epochs", type=int, default=0, help="also train the one-hot CNN reference this long")
     parser.add_argument("--ensemble", type=int, default=0,
                         help="also score ensembles of this many runs (consecutive seeds, classification)")
+    parser.add_argument("--ensemble-inits", action="store_true",
+                        help="with --ensemble N, also pool the N seeds' runs of every --init into one ensemble")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides (after --)")
     args = parser.parse_args()
     disable_progress_bar()  # the ensembles' "Loading weights" bars
@@ -216,6 +220,8 @@ def main() -> None:
         parser.error("give either --train and --test, or --cv")
     if args.ensemble and (args.cv is not None or args.ensemble < 2 or len(args.seeds) % args.ensemble):
         parser.error("--ensemble N needs --train/--test, N >= 2 and a number of seeds divisible by N")
+    if args.ensemble_inits and (not args.ensemble or len(args.init) < 2):
+        parser.error("--ensemble-inits needs --ensemble N and at least two --init")
     if args.cv is not None and args.folds < 2:
         parser.error("--folds must be at least 2")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -224,6 +230,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     ensembles: dict[str, list[dict]] = {}
     ensemble_test = read_labelled(args.test) if args.ensemble else None
+    init_runs: dict[str, list[Path]] = {}
     for name, spec in (item.split("=", 1) for item in args.init):
         init, *init_overrides = spec.split()
         run_dirs = []
@@ -246,10 +253,17 @@ def main() -> None:
                 results.setdefault(f"dnabert ({name} init)", []).append(metrics)
                 print(f"{name} {split}: {brief(metrics)}", flush=True)
                 run_dirs.append(run_dir)
+        init_runs[name] = run_dirs
         for start in range(0, len(run_dirs), args.ensemble) if args.ensemble else ():
             metrics = ensemble_metrics(run_dirs[start : start + args.ensemble], ensemble_test)
             ensembles.setdefault(f"dnabert ({name} init), ensemble of {args.ensemble}", []).append(metrics)
             print(f"{name} ensemble of seeds {args.seeds[start : start + args.ensemble]}: {brief(metrics)}", flush=True)
+    pooled = f"dnabert ({' + '.join(init_runs)} inits), ensemble of {args.ensemble * len(init_runs)}"
+    for start in range(0, len(args.seeds), args.ensemble) if args.ensemble_inits else ():
+        members = [run_dir for run_dirs in init_runs.values() for run_dir in run_dirs[start : start + args.ensemble]]
+        ensembles.setdefault(pooled, []).append(ensemble_metrics(members, ensemble_test))
+        metrics = ensembles[pooled][-1]
+        print(f"all inits, ensemble of seeds {args.seeds[start : start + args.ensemble]}: {brief(metrics)}", flush=True)
     pairs = dict.fromkeys((train, test) for seed in args.seeds for _, train, test in splits[seed])
     baselines: dict[str, list[dict]] = {}
     for train, test in pairs:
@@ -258,7 +272,8 @@ def main() -> None:
     seeds = f"{args.folds} folds x " * bool(args.cv) + f"{len(args.seeds)} seed" + "s" * (len(args.seeds) > 1)
     notes = {name: f"{seeds}, {np.mean([r['minutes'] for r in runs]):.1f} min each"
              for name, runs in results.items()}
-    notes.update({name: f"{len(runs)} ensembles of {args.ensemble} seeds" for name, runs in ensembles.items()})
+    notes.update({name: f"{len(runs)} ensemble{'s' * (len(runs) > 1)} of {args.ensemble} seeds"
+                        + f" x {len(init_runs)} inits" * (name == pooled) for name, runs in ensembles.items()})
     notes.update({name: f"same {len(runs)} splits" if len(runs) > 1 else "deterministic"
                   for name, runs in baselines.items()})
     table = summary_table({**results, **ensembles, **baselines}, notes)
