@@ -7,14 +7,13 @@ Usage (from the project root):
     .venv/bin/python experiments/finetune_study.py --cv ALL.tsv --folds 5 ...   # stratified folds per seed
 
 Prints a Markdown table of test metrics, mean +- sd over seeds (and folds), with the baselines on the same
-splits (4-mer-count and one-hot logistic regression; with --cnn-epochs N also a small one-hot CNN). With
---ensemble N the runs of each initialisation are also scored N consecutive seeds at a time as deep ensembles
-(the mean class probabilities of their best-on-validation models, as `dnabert predict A B C` gives them); with
---ensemble-inits also as ensembles that pool those seeds' runs of every initialisation (e.g. models of different k).
-With --cv
-each seed deals the rows of ALL.tsv into stratified folds, written under OUT/folds/ with the input's own header
-and lines (so DNABERT's k-mer format stays k-mer format). Runs whose `study_minutes.json` exists are reused, so a
-study can be extended with more initialisations.
+splits (logistic regression on 4-mer counts, on 4-mer counts per third and on one-hot sequence; with --cnn-epochs N
+also a small one-hot CNN). With --ensemble N the runs of each initialisation are also scored N consecutive seeds at
+a time as deep ensembles (the mean class probabilities of their best-on-validation models, as `dnabert predict A B C`
+gives them); with --ensemble-inits also as ensembles that pool those seeds' runs of every initialisation (e.g.
+models of different k). With --cv each seed deals the rows of ALL.tsv into stratified folds, written under
+OUT/folds/ with the input's own header and lines (so DNABERT's k-mer format stays k-mer format). Runs whose
+`study_minutes.json` exists are reused, so a study can be extended with more initialisations.
 """
 
 from __future__ import annotations
@@ -50,6 +49,12 @@ def kmer_counts(sequences: list[str], k: int) -> np.ndarray:
     np.add.at(counts, (np.arange(len(ids))[:, None], ids), 1)
     counts = counts[:, NUM_SPECIAL:]
     return counts / np.maximum(counts.sum(1, keepdims=True), 1)
+
+
+def kmer_counts_by_third(sequences: list[str], k: int = 4) -> np.ndarray:
+    """`kmer_counts` of each third of equal-length sequences, side by side: k-mer content with coarse position."""
+    edges = np.linspace(0, len(sequences[0]), 4).astype(int)
+    return np.concatenate([kmer_counts([s[a:b] for s in sequences], k) for a, b in zip(edges, edges[1:])], axis=1)
 
 
 def one_hot(sequences: list[str]) -> np.ndarray:
@@ -106,8 +111,9 @@ def cnn(train_x, train_y, test_x, classes: int, epochs: int, batch_size: int = 6
 
 
 def baseline_rows(train_path: Path, test_path: Path, cnn_epochs: int = 0) -> dict[str, dict[str, float]]:
-    """Test metrics (`test/...`, as train.py writes them) of 4-mer-count and one-hot logistic regression, and of
-    the one-hot CNN when `cnn_epochs` > 0. The one-hot models need equal-length sequences and are left out without.
+    """Test metrics (`test/...`, as train.py writes them) of logistic regression on 4-mer counts (of the whole
+    sequence and of each third) and on one-hot sequence, and of the one-hot CNN when `cnn_epochs` > 0. All but the
+    first need equal-length sequences and are left out without.
     """
     train, test = read_labelled(train_path), read_labelled(test_path)
     classes = natural_order({labels[0] for labels in train.labels})
@@ -116,13 +122,14 @@ def baseline_rows(train_path: Path, test_path: Path, cnn_epochs: int = 0) -> dic
     test_y = torch.tensor([lookup[labels[0]] for labels in test.labels])
     rows = {}
     models = [("4-mer logistic regression", lambda s: kmer_counts(s, 4), logistic_regression),
+              ("4-mer-per-third logistic regression", kmer_counts_by_third, logistic_regression),
               ("one-hot logistic regression", one_hot, logistic_regression)]
     if cnn_epochs:
         models.append((f"one-hot CNN, {cnn_epochs} epochs", one_hot,
                        functools.partial(cnn, epochs=cnn_epochs)))
     featurised = {}  # each featuriser runs once, however many models read its features
     for name, features, model in models:
-        if features is one_hot and len({len(s) for s in train.sequences + test.sequences}) > 1:
+        if features is not models[0][1] and len({len(s) for s in train.sequences + test.sequences}) > 1:
             continue
         if features not in featurised:
             featurised[features] = features(train.sequences), features(test.sequences)
