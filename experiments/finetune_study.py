@@ -129,7 +129,7 @@ def baseline_rows(train_path: Path, test_path: Path, cnn_epochs: int = 0) -> dic
                        functools.partial(cnn, epochs=cnn_epochs)))
     featurised = {}  # each featuriser runs once, however many models read its features
     for name, features, model in models:
-        if features is not models[0][1] and len({len(s) for s in train.sequences + test.sequences}) > 1:
+        if features in (kmer_counts_by_third, one_hot) and len({len(s) for s in train.sequences + test.sequences}) > 1:
             continue
         if features not in featurised:
             featurised[features] = features(train.sequences), features(test.sequences)
@@ -238,6 +238,8 @@ def main() -> None:
     ensembles: dict[str, list[dict]] = {}
     ensemble_test = read_labelled(args.test) if args.ensemble else None
     init_runs: dict[str, list[Path]] = {}
+    if len({item.split("=", 1)[0] for item in args.init}) < len(args.init):
+        parser.error("each --init needs its own NAME")
     for name, spec in (item.split("=", 1) for item in args.init):
         init, *init_overrides = spec.split()
         run_dirs = []
@@ -268,8 +270,8 @@ def main() -> None:
     pooled = f"dnabert ({' + '.join(init_runs)} inits), ensemble of {args.ensemble * len(init_runs)}"
     for start in range(0, len(args.seeds), args.ensemble) if args.ensemble_inits else ():
         members = [run_dir for run_dirs in init_runs.values() for run_dir in run_dirs[start : start + args.ensemble]]
-        ensembles.setdefault(pooled, []).append(ensemble_metrics(members, ensemble_test))
-        metrics = ensembles[pooled][-1]
+        metrics = ensemble_metrics(members, ensemble_test)
+        ensembles.setdefault(pooled, []).append(metrics)
         print(f"all inits, ensemble of seeds {args.seeds[start : start + args.ensemble]}: {brief(metrics)}", flush=True)
     pairs = dict.fromkeys((train, test) for seed in args.seeds for _, train, test in splits[seed])
     baselines: dict[str, list[dict]] = {}

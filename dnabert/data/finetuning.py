@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dnabert.data.labelled import TASK_TYPES, LabelledRows, check_lengths, encode_labels, read_labelled
@@ -81,7 +82,8 @@ class LabelledDataModule(L.LightningDataModule):
     from the model being fine-tuned.
 
     Without a validation file, `val_fraction` of the training rows (seeded) is held out, so model selection
-    never sees the test split; with `val_overlap`, in whole groups of rows that share that many nucleotides.
+    never sees the test split; with `val_overlap`, in whole groups of rows that share that many nucleotides (on
+    either strand; transitively, so rows linked through others are grouped too).
     """
 
     def __init__(
@@ -163,18 +165,26 @@ class LabelledDataModule(L.LightningDataModule):
             n_val = max(1, int(round(self.val_fraction * n_rows)))
             if n_val >= n_rows:
                 raise DnabertError(f"{train.path}: too few rows ({n_rows}) to hold out a validation split")
-            if self.val_overlap:
-                held = grouped_holdout(overlap_groups(train.sequences, self.val_overlap), n_val, rng)
-            else:
-                held = np.sort(rng.permutation(n_rows)[:n_val])
-            if held.size == 0:
-                raise DnabertError(f"{train.path}: every group of rows overlapping by {self.val_overlap} nt is larger "
-                                   f"than the {n_val} validation rows; raise data.val_fraction, lower "
-                                   "data.val_overlap or give data.val")
+            held = (self._overlap_holdout(train, n_val, rng) if self.val_overlap
+                    else np.sort(rng.permutation(n_rows)[:n_val]))
             full = self.splits["train"]
             pick = lambda idx: LabelledSplit([full.sequences[i] for i in idx], full.labels[idx],  # noqa: E731
                                              [full.names[i] for i in idx])
             self.splits["val"], self.splits["train"] = pick(held), pick(np.setdiff1d(np.arange(n_rows), held))
+
+    def _overlap_holdout(self, train: LabelledRows, n_val: int, rng: np.random.Generator) -> np.ndarray:
+        """Validation rows drawn in whole groups of rows that share `val_overlap` nt."""
+        groups = overlap_groups(train.sequences, self.val_overlap)
+        held = grouped_holdout(groups, n_val, rng)
+        if held.size == 0:
+            smallest = np.unique(groups, return_counts=True)[1].min()
+            raise DnabertError(f"{train.path}: the smallest group of rows sharing {self.val_overlap} nt holds "
+                               f"{smallest} rows, more than the {n_val} validation rows; raise data.val_fraction, "
+                               "lower data.val_overlap or give data.val")
+        if held.size < n_val:
+            rank_zero_warn(f"{train.path}: held out {held.size} of {n_val} validation rows (the groups of rows sharing "
+                           f"{self.val_overlap} nt left no smaller group to fill the rest)")
+        return held
 
     def use_k(self, k: int) -> None:
         """Tokenize with the model's k; k-mer text written with another k, or sequences shorter than k, are errors."""
