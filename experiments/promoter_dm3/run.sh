@@ -4,8 +4,9 @@
 # chr22 only), 3 seeds each, and a tiny model (weight decay 0.1) from random weights, against k-mer and one-hot
 # logistic regression and a one-hot CNN. Extra arguments are train.py overrides.
 # Then a tiny model pretrained on fly upstream sequence (pretrain_fly: every chromosome but chr2L, about 40 minutes
-# on one thread), fine-tuned the same way; and the tiny random-init row over seeds 1-9 scored as 3 deep ensembles
-# of 3 seeds (results/tiny_ensemble).
+# on one thread), fine-tuned the same way; four single-seed probes (results/probes5); and the tiny random-init row
+# with 6-mers and with 5-mers over seeds 1-9, scored one model at a time, as deep ensembles of 3 seeds per k and as
+# ensembles pooling both k's models of the same seeds (results/tiny_ensemble).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 fly=experiments/promoter_dm3/results/fly_pretrain
@@ -29,5 +30,15 @@ study --init random=random --init pretrained=experiments/pretrain_human/results/
   --init "random-tiny-wd0.1-valauroc=random $tiny" \
   --init "fly-pretrained-tiny-wd0.1-valauroc=$fly/run/checkpoints/last.hf $tiny" \
   --seeds 1 2 3 --cnn-epochs 8 --out experiments/promoter_dm3/results -- $common "$@"
-study --init "random-tiny-wd0.1-valauroc=random $tiny" --seeds $(seq 1 9) --ensemble 3 \
+# single-seed probes: a wider tiny model (hidden 128), hidden dropout 0.3, validation held out in whole groups of
+# windows that share 50 nt (6-mers and 5-mers)
+study --init "random-tiny-h128=random $tiny model.config.hidden_size=128 model.config.intermediate_size=512" \
+  --init "random-tiny-drop0.3=random $tiny model.config.hidden_dropout_prob=0.3" \
+  --init "random-tiny-valoverlap50=random $tiny data.val_overlap=50" \
+  --init "random-tiny-k5-valoverlap50=random $tiny model.k=5 data.val_overlap=50" \
+  --seeds 1 --out experiments/promoter_dm3/results/probes5 -- $common "$@"
+# tiny 6-mers and tiny 5-mers over seeds 1-9: one model at a time, 3 ensembles of 3 seeds per k, and 3 ensembles that
+# pool both k's models of the same 3 seeds (6 models each)
+study --init "random-tiny-wd0.1-valauroc=random $tiny" --init "random-tiny-k5=random $tiny model.k=5" \
+  --seeds $(seq 1 9) --ensemble 3 --ensemble-inits \
   --out experiments/promoter_dm3/results/tiny_ensemble -- $common "$@"
