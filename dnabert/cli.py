@@ -218,10 +218,8 @@ def _model_command(commands, name: str, help: str, run, model: str, out: str, se
     """A subcommand taking a model (or, with `ensemble`, several to average), an output file, batching and
     progress options (and input sequences)."""
     command = commands.add_parser(name, help=help)
-    if ensemble:
-        command.add_argument("model", nargs="+", help=f"{model}: HF directory or .ckpt; several: their mean")
-    else:
-        command.add_argument("model", help=f"{model}: HF directory or .ckpt")
+    command.add_argument("model", nargs="+" if ensemble else None,
+                         help=f"{model}: HF directory or .ckpt" + "; several: their mean" * ensemble)
     if sequences:
         command.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
         command.add_argument("--max-tokens", type=_at_least(3), default=512, help="longer inputs are truncated")

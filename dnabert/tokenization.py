@@ -83,11 +83,17 @@ def nucleotide_codes(sequence: str | bytes, name: str = "sequence") -> np.ndarra
     return codes
 
 
+def reverse_complement(codes: np.ndarray) -> np.ndarray:
+    """Reverse complement of nucleotide codes (A<->T and C<->G are codes 0<->1 and 2<->3; N stays N)."""
+    flipped = codes[::-1].copy()
+    unambiguous = flipped < AMBIGUOUS
+    flipped[unambiguous] ^= 1
+    return flipped
+
+
 def reverse_complement_text(sequence: str) -> str:
     """Reverse complement of a DNA string (IUPAC codes other than ACGT become N)."""
-    codes = nucleotide_codes(sequence)[::-1]
-    letters = np.frombuffer(b"TAGCN", dtype=np.uint8)  # complement of A,T,C,G,N codes
-    return letters[codes].tobytes().decode()
+    return codes_to_text(reverse_complement(nucleotide_codes(sequence)))
 
 
 def _raise_on_invalid(codes: np.ndarray, raw: bytes, names: Sequence[str], offsets: np.ndarray) -> None:

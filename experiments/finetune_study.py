@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dnabert.data.finetuning import natural_order  # noqa: E402
-from dnabert.data.labelled import LabelledRows, read_labelled  # noqa: E402
-from dnabert.models.inference import load_ensemble, output_names, predict_ensemble  # noqa: E402
+from dnabert.data.labelled import LabelledRows, encode_labels, read_labelled  # noqa: E402
+from dnabert.models.inference import load_ensemble, output_names, predict  # noqa: E402
 from dnabert.models.metrics import metric_inputs, task_metrics  # noqa: E402
 from dnabert.tokenization import CODE_TABLE, NUM_SPECIAL, batch_kmer_ids, vocab_size  # noqa: E402
 
@@ -141,15 +141,20 @@ def baseline_rows(train_path: Path, test_path: Path, cnn_epochs: int = 0) -> dic
     return rows
 
 
-def ensemble_metrics(run_dirs: list[Path], test: LabelledRows) -> dict[str, float]:
-    """Test metrics (`test/...`) of the mean class probabilities of several runs' best-on-validation models on
-    `test`."""
+def test_probabilities(run_dirs: list[Path], test: LabelledRows) -> tuple[list[str], dict[Path, np.ndarray]]:
+    """Class names and the test-set class probabilities of each run's best-on-validation model (one prediction per
+    run, however many ensembles share it; `load_ensemble` checks the runs are of one task)."""
     models = load_ensemble([run_dir / "checkpoints" / "best.hf" for run_dir in run_dirs])
-    lookup = {name: i for i, name in enumerate(output_names(models[0]))}
-    probabilities = torch.from_numpy(predict_ensemble(models, test.sequences, progress=False))
-    metrics = task_metrics("classification", len(lookup))
-    metrics.update(metric_inputs("classification", probabilities.log()),
-                   torch.tensor([lookup[labels[0]] for labels in test.labels]))
+    return output_names(models[0]), {run_dir: predict(model, test.sequences, progress=False)
+                                     for run_dir, model in zip(run_dirs, models)}
+
+
+def ensemble_metrics(probabilities: list[np.ndarray], classes: list[str], test: LabelledRows) -> dict[str, float]:
+    """Test metrics (`test/...`) of the mean of several models' class probabilities, as `dnabert predict A B C`
+    averages them."""
+    metrics = task_metrics("classification", len(classes))
+    metrics.update(metric_inputs("classification", torch.from_numpy(np.mean(probabilities, axis=0)).log()),
+                   torch.from_numpy(encode_labels(test, "classification", classes)))
     return {f"test/{key}": float(value) for key, value in metrics.compute().items()}
 
 
@@ -263,16 +268,20 @@ def main() -> None:
                 print(f"{name} {split}: {brief(metrics)}", flush=True)
                 run_dirs.append(run_dir)
         init_runs[name] = run_dirs
-        for start in range(0, len(run_dirs), args.ensemble) if args.ensemble else ():
-            metrics = ensemble_metrics(run_dirs[start : start + args.ensemble], ensemble_test)
-            ensembles.setdefault(f"dnabert ({name} init), ensemble of {args.ensemble}", []).append(metrics)
-            print(f"{name} ensemble of seeds {args.seeds[start : start + args.ensemble]}: {brief(metrics)}", flush=True)
     pooled = f"dnabert ({' + '.join(init_runs)} inits), ensemble of {args.ensemble * len(init_runs)}"
-    for start in range(0, len(args.seeds), args.ensemble) if args.ensemble_inits else ():
-        members = [run_dir for run_dirs in init_runs.values() for run_dir in run_dirs[start : start + args.ensemble]]
-        metrics = ensemble_metrics(members, ensemble_test)
-        ensembles.setdefault(pooled, []).append(metrics)
-        print(f"all inits, ensemble of seeds {args.seeds[start : start + args.ensemble]}: {brief(metrics)}", flush=True)
+    if args.ensemble:
+        classes, probabilities = test_probabilities([d for run_dirs in init_runs.values() for d in run_dirs],
+                                                    ensemble_test)
+        batches = [(f"dnabert ({name} init), ensemble of {args.ensemble}", name, {name: run_dirs})
+                   for name, run_dirs in init_runs.items()]
+        batches += [(pooled, "all inits", init_runs)] if args.ensemble_inits else []
+        for row, label, runs in batches:
+            for start in range(0, len(args.seeds), args.ensemble):
+                members = [d for run_dirs in runs.values() for d in run_dirs[start : start + args.ensemble]]
+                metrics = ensemble_metrics([probabilities[d] for d in members], classes, ensemble_test)
+                ensembles.setdefault(row, []).append(metrics)
+                print(f"{label} ensemble of seeds {args.seeds[start : start + args.ensemble]}: {brief(metrics)}",
+                      flush=True)
     pairs = dict.fromkeys((train, test) for seed in args.seeds for _, train, test in splits[seed])
     baselines: dict[str, list[dict]] = {}
     for train, test in pairs:

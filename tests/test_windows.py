@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from dnabert.data.pretraining import GenomeDataModule, StepSampler, WindowDataset
-from dnabert.data.windows import WindowSampler, holdout_regions, reverse_complement
+from dnabert.data.windows import WindowSampler, holdout_regions
 from dnabert.errors import DnabertError
 from dnabert.genome.shards import GenomeShards, prepare_genome
+from dnabert.tokenization import reverse_complement
 from tests.conftest import shared_path
 from tests.test_genome import write_fasta
 

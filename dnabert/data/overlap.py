@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dnabert.tokenization import AMBIGUOUS, nucleotide_codes
+from dnabert.tokenization import AMBIGUOUS, nucleotide_codes, reverse_complement
 
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: the rolling hash works modulo 2**64
 
@@ -34,10 +34,9 @@ def overlap_groups(sequences: list[str], length: int) -> np.ndarray:
     starts = np.cumsum([0] + [len(c) for c in codes])
     if len(joined) < length:
         return np.arange(len(sequences))
-    complement = np.array([1, 0, 3, 2, AMBIGUOUS], dtype=np.uint8)  # A<->T, C<->G in the A,T,C,G code order
     canonical = _stretch_hashes(joined, length)
-    # the reverse strand of the stretch at p is the stretch at n - length - p of the reversed complement
-    np.minimum(canonical, _stretch_hashes(complement[joined[::-1]], length)[::-1], out=canonical)
+    # the reverse strand of the stretch at p is the stretch at n - length - p of the reverse complement
+    np.minimum(canonical, _stretch_hashes(reverse_complement(joined), length)[::-1], out=canonical)
     position = np.arange(len(canonical), dtype=np.int64)
     owner = np.repeat(np.arange(len(codes), dtype=np.int32), np.diff(starts))[: len(canonical)]
     ambiguous = np.concatenate([[0], np.cumsum(joined == AMBIGUOUS, dtype=np.int32)])

@@ -18,7 +18,7 @@ import numpy as np
 from dnabert.data.masking import NOISE_CHANNELS
 from dnabert.errors import DnabertError
 from dnabert.genome.shards import GenomeShards
-from dnabert.tokenization import AMBIGUOUS
+from dnabert.tokenization import AMBIGUOUS, reverse_complement
 
 SPLIT_STREAMS = {"train": 0, "val": 1}
 GROUP_LENGTH_KEY = 1
@@ -147,11 +147,3 @@ class WindowSampler:
         if rng.random() < self.full_length_fraction:
             return self.max_kmers
         return int(rng.integers(self.min_kmers, self.max_kmers + 1))
-
-
-def reverse_complement(codes: np.ndarray) -> np.ndarray:
-    """Reverse complement of nucleotide codes (A<->T and C<->G are codes 0<->1 and 2<->3; N stays N)."""
-    flipped = codes[::-1].copy()
-    unambiguous = flipped < AMBIGUOUS
-    flipped[unambiguous] ^= 1
-    return flipped
