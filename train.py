@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import hydra
 from omegaconf import DictConfig
 from transformers.utils.logging import disable_progress_bar
@@ -21,4 +23,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # config errors reach report_errors instead of Hydra's own report
+    report_errors(main)

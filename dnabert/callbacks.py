@@ -1,20 +1,26 @@
 """Lightning callbacks: HF directories beside checkpoints, a checkpoint on SIGTERM, a stop on a non-finite loss,
-and per-step noise seeding for exact resume."""
+per-step noise seeding for exact resume, and a linear probe that measures transfer during pretraining."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
+from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from peft import PeftModel
 
+from dnabert.data.finetuning import LabelledDataModule
 from dnabert.errors import DnabertError
 from dnabert.models.hf_export import hf_directory_of, save_hf_directory
+from dnabert.models.linear_probe import LinearProbe, check_layers, encoder_features
+from dnabert.models.metrics import metric_inputs, task_metrics
 from dnabert.models.parameter_efficient import save_lora_directory
 
 MODEL_PREFIX = "model."
@@ -24,11 +30,38 @@ MODEL_PREFIX = "model."
 class HFModelCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that also writes (and prunes) a plain HF directory beside every `.ckpt` file.
 
-    `last.ckpt` is always the latest state: Lightning 2.6 refreshes it only when a top-k checkpoint is saved,
-    which would make a restart resume from an older step. On SIGTERM (Lightning stops after the current batch)
+    With `tie_break` (a metric where lower is better, e.g. `val/loss`), a checkpoint that ties the best score
+    replaces it when its tie-break value is lower: small validation sets give few distinct AUROC values, and
+    their ties are otherwise decided by order. `last.ckpt` is always the latest state: Lightning 2.6 refreshes it
+    only when a top-k checkpoint is saved, which would make a restart resume from an older step. On SIGTERM (Lightning stops after the current batch)
     it is written at the current step, so the same command resumes there. The LightningModule exposes its
     model as `.model`.
     """
+
+    def __init__(self, *args, tie_break: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tie_break = tie_break
+        self.best_tie_break: float | None = None
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
+        better = super().check_monitor_top_k(trainer, current)
+        if self.tie_break is None or current is None or self.save_top_k != 1:
+            return better
+        value = float(trainer.callback_metrics[self.tie_break])
+        if not better and self.best_k_models:
+            tied = bool(current == self.best_k_models[self.kth_best_model_path])
+            better = trainer.strategy.reduce_boolean_decision(
+                tied and (self.best_tie_break is None or value < self.best_tie_break))
+        if better:
+            self.best_tie_break = value
+        return better
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "best_tie_break": self.best_tie_break}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.best_tie_break = state_dict.get("best_tie_break")
 
     def _refresh_last(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
@@ -102,3 +135,80 @@ class StepSeed(Callback):
         accumulate = trainer.accumulate_grad_batches
         micro_batch = trainer.global_step * accumulate + batch_idx % accumulate
         torch.manual_seed(hash((self.seed, micro_batch, trainer.global_rank)) % 2**63)
+
+
+class DataSizeSchedule(Callback):
+    """A fine-tuning schedule that follows the number of training rows: `trainer.max_epochs` is raised so that the
+    run makes at least `min_steps` optimizer steps (a 100-row set gets as many updates as a large one), early
+    stopping waits for them, and validation runs about every `val_every_steps` steps, in whole epochs (early
+    stopping counts those checks)."""
+
+    def __init__(self, min_steps: int = 1000, val_every_steps: int = 100):
+        if min_steps < 0 or val_every_steps < 1:
+            raise DnabertError(f"callbacks.schedule: min_steps={min_steps} must be at least 0 and "
+                               f"val_every_steps={val_every_steps} at least 1")
+        self.min_steps, self.val_every_steps = min_steps, val_every_steps
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        data = trainer.datamodule
+        batches = math.ceil(len(data.splits["train"]) / (data.batch_size * trainer.world_size))
+        per_epoch = max(1, batches // trainer.accumulate_grad_batches)
+        trainer.fit_loop.max_epochs = max(trainer.max_epochs, math.ceil(self.min_steps / per_epoch))
+        trainer.fit_loop.epoch_loop.min_steps = self.min_steps
+        trainer.check_val_every_n_epoch = max(1, round(self.val_every_steps / per_epoch))
+
+
+class TransferProbe(Callback):
+    """Every `every_n_steps` optimizer steps (and before the first), fit a linear probe of the encoder being
+    pretrained on a labelled set and log its validation metrics as `probe/<metric>` (e.g. `probe/auroc`).
+
+    The probe is `LinearProbe` on the mean-pooled hidden states of `layers`, trained on at most `max_rows` training
+    rows (seeded draw) and scored on the validation split (`val`, else `val_fraction` of `train`, seeded); test
+    data is never read. It runs on rank 0, with the model in eval mode, between optimizer steps.
+    """
+
+    def __init__(self, train: str, val: str | None = None, val_fraction: float = 0.1, every_n_steps: int = 1000,
+                 layers: list[int] = (-1,), max_rows: int = 2000, batch_size: int = 64, seed: int = 0):
+        if every_n_steps < 1 or max_rows < 2:
+            raise DnabertError(f"callbacks.linear_probe: every_n_steps={every_n_steps} and max_rows={max_rows} "
+                               "must be at least 1 and 2")
+        for key, path in (("train", train), ("val", val)):
+            if path is not None and not Path(path).exists():
+                raise DnabertError(f"callbacks.linear_probe.{key}={path}: file not found; give a labelled set")
+        self.data = LabelledDataModule(train, val=val, val_fraction=val_fraction, seed=seed)
+        self.every_n_steps, self.layers, self.max_rows = every_n_steps, list(layers), max_rows
+        self.batch_size, self.seed = batch_size, seed
+        self.last_step: int | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.data.setup()
+        self.data.use_k(pl_module.config.k)
+        check_layers(self.layers, pl_module.config.num_hidden_layers)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.probe(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self.probe(trainer, pl_module)
+
+    def probe(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Fit and score the probe at the current step (once per step, on rank 0)."""
+        if not trainer.is_global_zero or self.last_step == trainer.global_step:
+            return
+        self.last_step = trainer.global_step
+        train, val = self.data.splits["train"], self.data.splits["val"]
+        rows = np.sort(np.random.default_rng(self.seed).permutation(len(train))[: self.max_rows])
+        encoder = pl_module.model.bert
+        features = {name: encoder_features(encoder, sequences, self.layers, self.batch_size)
+                    for name, sequences in (("train", [train.sequences[i] for i in rows]), ("val", val.sequences))}
+        classes = self.data.label_info.num_labels
+        probe = LinearProbe.fit(features["train"], train.labels[rows].ravel(), classes, seed=self.seed)
+        metrics = task_metrics("classification", classes)
+        logits = torch.from_numpy(probe.logits(features["val"]))
+        metrics.update(metric_inputs("classification", logits), torch.from_numpy(val.labels.ravel()))
+        values = {f"probe/{name}": float(value) for name, value in metrics.compute().items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=trainer.global_step)

@@ -46,14 +46,25 @@ def multiply(a: int, b: int) -> int:
     return a * b
 
 
+def by_init(init: str, random_value: object, pretrained_value: object) -> object:
+    """`${by_init:${model.init},a,b}`: a when the model starts from random weights, b when it starts pretrained."""
+    return random_value if init == "random" else pretrained_value
+
+
+def add(a: int, b: int) -> int:
+    """`${add:a,b}`: a + b (e.g. k + h - 1 tokens hide h nucleotides)."""
+    return a + b
+
+
 BENCHMARK_SUITES = ("gue", "genomic_benchmarks", "nt")
 """Suites with task presets in conf/benchmark/<suite>/ (`dnabert benchmark SUITE`)."""
 
-RESOLVERS = {"vocab_size": vocab_size, "resource": resource_path, "accumulation": accumulation, "mul": multiply}
+RESOLVERS = {"vocab_size": vocab_size, "resource": resource_path, "accumulation": accumulation, "mul": multiply,
+             "add": add, "by_init": by_init}
 
 
 def register_resolvers() -> None:
-    """Register the resolvers above: `${vocab_size:k}`, `${resource:name}`, `${accumulation:...}`, `${mul:a,b}`."""
+    """Register the resolvers above (`${vocab_size:k}`, `${mul:a,b}`, `${by_init:${model.init},a,b}`, ...)."""
     for name, function in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hydra.errors import CompactHydraException, MissingConfigException
+
 T = TypeVar("T")
 
 ERRNO_ADVICE = {
@@ -42,6 +44,11 @@ def describe(error: BaseException) -> str:
     """One line for an exception a user caused (bad input, missing file, full disk)."""
     if isinstance(error, DnabertError):
         return str(error)
+    if isinstance(error, MissingConfigException) and error.options:  # an unknown choice of a config group
+        return f"{str(error).splitlines()[0]}; choose from {', '.join(sorted(error.options))}"
+    if isinstance(error, CompactHydraException):  # a config that cannot be composed: Hydra's reasons, on one line
+        lines = [line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()]
+        return "; ".join(line for line in lines if not line.startswith(("full_key:", "object_type=")))
     if isinstance(error, OSError) and error.filename is not None:
         advice = ERRNO_ADVICE.get(error.errno)
         return f"{error.filename}: {error.strerror or error}" + (f"; {advice}" if advice else "")
@@ -49,16 +56,19 @@ def describe(error: BaseException) -> str:
 
 
 def user_error(error: BaseException) -> tuple[BaseException | None, str | None]:
-    """The DnabertError or OSError behind an exception (libraries such as Hydra wrap them), if any, and the
-    config key being resolved when it was raised (OmegaConf names it `full_key`)."""
-    seen, key = set(), None
+    """The DnabertError or OSError behind an exception (libraries such as Hydra wrap them), else a config Hydra
+    could not compose or override, if any; and the config key being resolved when it was raised (OmegaConf names it
+    `full_key`)."""
+    seen, key, config_error = set(), None, None
     while error is not None and id(error) not in seen:
         if isinstance(error, (DnabertError, OSError)):
             return error, key
+        if isinstance(error, CompactHydraException) and config_error is None:
+            config_error = error  # Hydra's own complaint, unless it wraps a DnabertError or OSError
         key = key or getattr(error, "full_key", None) or None
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    return None, None
+    return config_error, None
 
 
 def report_errors(func: Callable[[], T], debug: bool = False) -> T:

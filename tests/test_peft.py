@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from peft import PeftModel
 from safetensors.torch import load_file
-from transformers import AutoConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
+from transformers import AutoConfig, BertForMaskedLM, BertForSequenceClassification
 
 from dnabert.config import register_resolvers
 from dnabert.errors import DnabertError
@@ -131,20 +131,6 @@ def test_lora_result_reloads_identically_in_dnabert_transformers_and_peft(lora_r
     assert accuracy == pytest.approx(tested["test/accuracy"], abs=2e-3)
     with pytest.raises(DnabertError, match=r"finetune=lora checkpoint.*best\.hf"):
         load_classifier(lora_run["run"] / "checkpoints" / "best.ckpt")  # adapter weights: the merged .hf serves
-
-
-def test_frozen_probe_trains_only_the_classifier(tmp_path, tiny_config, splice):
-    init = pretrained(tmp_path / "pretrained", BertModel(tiny_config))  # with a pooler, as published DNABERT
-    result = fine_tune(tmp_path, init, splice, "finetune=frozen_probe", "trainer.max_epochs=1")
-    assert result.returncode == 0, result.stderr[-3000:]
-    start = load_file(init / "model.safetensors")
-    tuned = load_file(tmp_path / "run" / "checkpoints" / "last.hf" / "model.safetensors")
-    assert {f"bert.{key}" for key in start} | {"classifier.weight", "classifier.bias"} == tuned.keys()
-    assert all(torch.equal(tuned[f"bert.{key}"], value) for key, value in start.items())
-    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
-    moments = [s["exp_avg"] for s in checkpoint["optimizer_states"][0]["state"].values()]
-    hidden = tiny_config.hidden_size
-    assert sorted(m.numel() for m in moments) == [CLASSES, hidden * CLASSES] and all(m.abs().max() > 0 for m in moments)
 
 
 def test_unknown_lora_target_is_one_clear_error(tiny_config):

@@ -59,7 +59,7 @@ def test_paper_experiment_has_the_papers_schedule():
                                                      "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": 0.01}
     schedule = (task["scheduler"]["warmup"], task["scheduler"]["decay_steps"], trainer["max_steps"])
     assert schedule == (10000, 200000, 120000)
-    assert task["masking"]["schedule"] == {0: 0.15, 100000: 0.2}
+    assert task["masking"]["schedule"] == [[0, 0.15], [100000, 0.2]]
     per_step = data["batch_size"] * trainer["devices"] * trainer["accumulate_grad_batches"]
     assert per_step == 2000 == data["global_batch_size"]
     assert data["max_tokens"] == 512 and trainer["gradient_clip_val"] == 1.0

@@ -18,6 +18,9 @@ from dnabert.data.overlap import grouped_holdout, overlap_groups
 from dnabert.errors import DnabertError
 from dnabert.tokenization import batch_kmer_ids, check_k
 
+FRACTION_STREAM = 1
+"""Second seed word of the `data.train_fraction` draw (the validation hold-out draws from the seed alone)."""
+
 
 @dataclass
 class LabelInfo:
@@ -49,6 +52,22 @@ class LabelledSplit(Dataset):
 
     def __getitem__(self, index: int) -> tuple[str, np.ndarray, str]:
         return self.sequences[index], self.labels[index], self.names[index]
+
+    def subset(self, rows: np.ndarray) -> LabelledSplit:
+        """The split's rows `rows`, in that order."""
+        return LabelledSplit([self.sequences[i] for i in rows], self.labels[rows], [self.names[i] for i in rows])
+
+
+def nested_fraction(strata: list[str], fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of `fraction` of the rows in every stratum (at least one each); for one seed the subsets of
+    smaller fractions lie inside those of larger ones (each stratum's order is drawn once, from the seed)."""
+    rng = np.random.default_rng([seed, FRACTION_STREAM])
+    strata = np.asarray(strata)
+    kept = []
+    for stratum in sorted(set(strata.tolist())):
+        rows = rng.permutation(np.flatnonzero(strata == stratum))
+        kept.append(rows[: max(1, int(round(fraction * len(rows))))])
+    return np.sort(np.concatenate(kept))
 
 
 class ResumableShuffle(DistributedSampler):
@@ -83,7 +102,9 @@ class LabelledDataModule(L.LightningDataModule):
 
     Without a validation file, `val_fraction` of the training rows (seeded) is held out, so model selection
     never sees the test split; with `val_overlap`, in whole groups of rows that share that many nucleotides (on
-    either strand; transitively, so rows linked through others are grouped too).
+    either strand; transitively, so rows linked through others are grouped too). `train_fraction` keeps that
+    fraction of the training file's rows first (stratified by class, nested across fractions for one seed), as
+    if that were all the labelled data: a validation split is then held out of those rows.
     """
 
     def __init__(
@@ -93,6 +114,7 @@ class LabelledDataModule(L.LightningDataModule):
         val: str | None = None,
         val_fraction: float = 0.1,
         val_overlap: int | None = None,
+        train_fraction: float = 1.0,
         task_type: str = "classification",
         classes: list[str] | None = None,
         sequence_column: str = "sequence",
@@ -109,6 +131,8 @@ class LabelledDataModule(L.LightningDataModule):
         del global_batch_size  # read by the trainer config only: its accumulate_grad_batches
         if task_type not in TASK_TYPES:
             raise DnabertError(f"data.task_type={task_type!r}: use one of {', '.join(TASK_TYPES)}")
+        if not 0 < train_fraction <= 1:
+            raise DnabertError(f"data.train_fraction={train_fraction}: must lie in (0, 1] (1: every training row)")
         if val is None and not 0 < val_fraction < 1:
             raise DnabertError(f"data.val_fraction={val_fraction}: must lie between 0 and 1 when data.val is not given")
         if val_overlap is not None and (isinstance(val_overlap, bool) or not isinstance(val_overlap, int)
@@ -126,6 +150,7 @@ class LabelledDataModule(L.LightningDataModule):
         self.paths = {"train": train, "val": val, "test": test}
         self.val_fraction = val_fraction
         self.val_overlap = val_overlap
+        self.train_fraction = train_fraction
         self.task_type = task_type
         self.classes = [str(c) for c in classes] if classes else None
         self.read_options = {"sequence_column": sequence_column, "label_columns": label_columns, "labels": labels}
@@ -159,22 +184,25 @@ class LabelledDataModule(L.LightningDataModule):
         encoded = {split: encode_labels(rows, self.task_type, names) for split, rows in self._rows.items()}
         for split, rows in self._rows.items():
             self.splits[split] = LabelledSplit(rows.sequences, encoded[split], rows.names)
+        if self.train_fraction < 1:
+            strata = [labels[0] if self.task_type == "classification" else "" for labels in train.labels]
+            self.splits["train"] = self.splits["train"].subset(nested_fraction(strata, self.train_fraction, self.seed))
         if "val" not in self.splits:
             rng = np.random.default_rng(self.seed)
-            n_rows = len(train.sequences)
+            full = self.splits["train"]
+            n_rows = len(full)
             n_val = max(1, int(round(self.val_fraction * n_rows)))
             if n_val >= n_rows:
                 raise DnabertError(f"{train.path}: too few rows ({n_rows}) to hold out a validation split")
-            held = (self._overlap_holdout(train, n_val, rng) if self.val_overlap
+            held = (self._overlap_holdout(full.sequences, n_val, rng) if self.val_overlap
                     else np.sort(rng.permutation(n_rows)[:n_val]))
-            full = self.splits["train"]
-            pick = lambda idx: LabelledSplit([full.sequences[i] for i in idx], full.labels[idx],  # noqa: E731
-                                             [full.names[i] for i in idx])
-            self.splits["val"], self.splits["train"] = pick(held), pick(np.setdiff1d(np.arange(n_rows), held))
+            rest = np.setdiff1d(np.arange(n_rows), held)
+            self.splits["val"], self.splits["train"] = full.subset(held), full.subset(rest)
 
-    def _overlap_holdout(self, train: LabelledRows, n_val: int, rng: np.random.Generator) -> np.ndarray:
+    def _overlap_holdout(self, sequences: list[str], n_val: int, rng: np.random.Generator) -> np.ndarray:
         """Validation rows drawn in whole groups of rows that share `val_overlap` nt."""
-        groups = overlap_groups(train.sequences, self.val_overlap)
+        train = self._rows["train"]
+        groups = overlap_groups(sequences, self.val_overlap)
         held = grouped_holdout(groups, n_val, rng)
         if held.size == 0:
             smallest = np.unique(groups, return_counts=True)[1].min()

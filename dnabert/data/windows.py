@@ -142,6 +142,13 @@ class WindowSampler:
         noise = rng.random((length - self.k + 1 + 2, NOISE_CHANNELS), dtype=np.float32)
         return codes, noise
 
+    def sequence(self) -> np.ndarray:
+        """Every region of the split as one code array, regions separated by an ambiguous code."""
+        separator = np.array([AMBIGUOUS], dtype=np.uint8)
+        parts = [part for contig, start, end in zip(self.regions.contig, self.regions.start, self.regions.end)
+                 for part in (self.shards.fetch(int(contig), int(start), int(end)), separator)]
+        return np.concatenate(parts)
+
     def kmer_count(self, rng: np.random.Generator) -> int:
         """DNABERT's length rule: the maximum with probability `full_length_fraction`, else uniform from the minimum."""
         if rng.random() < self.full_length_fraction:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import sys
+
 import lightning as L
 import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
 
 from dnabert.errors import DnabertError
+from dnabert.models.linear_probe import PENALTIES, LinearProbe
 from dnabert.models.loading import RANDOM, build_model, config_from_dict, initial_config
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.models.metrics import metric_inputs, task_metrics
@@ -55,6 +58,8 @@ class SequenceClassifier(L.LightningModule):
         self.gradient_checkpointing = gradient_checkpointing
         self.model: nn.Module | None = None
         self.metrics = nn.ModuleDict()
+        self.predicted_counts: torch.Tensor | None = None
+        """Validation rows predicted as each class in the current (then the last) validation pass."""
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
@@ -102,6 +107,12 @@ class SequenceClassifier(L.LightningModule):
         if self.task_type == "regression" and targets.shape[-1] == 1:
             targets = targets.squeeze(-1)
         self.metrics[stage].update(metric_inputs(self.task_type, logits.float()), targets)
+        if stage == "val" and self.task_type == "classification":
+            counts = torch.bincount(logits.argmax(-1), minlength=logits.shape[-1])
+            self.predicted_counts = counts if self.predicted_counts is None else self.predicted_counts + counts
+
+    def on_validation_epoch_start(self) -> None:
+        self.predicted_counts = None
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -116,6 +127,19 @@ class SequenceClassifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
+        if self.predicted_counts is not None:
+            gathered = self.all_gather(self.predicted_counts)
+            self.predicted_counts = gathered.reshape(-1, len(self.predicted_counts)).sum(0)
+
+    def on_fit_end(self) -> None:
+        """Say so in one line when the last validation pass put every row in one class (the run learned nothing)."""
+        counts = self.predicted_counts
+        if counts is None or (counts > 0).sum() != 1 or not self.trainer.is_global_zero:
+            return
+        name = self.config.id2label[int(counts.argmax())]
+        print(f"dnabert: warning: every validation sequence ({int(counts.sum())}) was predicted as class '{name}': the "
+              "model does not separate the classes yet; train longer (callbacks.schedule.min_steps), raise "
+              "task.optimizer.lr, or start from a pretrained model.init", file=sys.stderr)
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")
@@ -125,3 +149,50 @@ class SequenceClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["bert_config"] = self.config.to_dict()
+
+
+class ProbeClassifier(SequenceClassifier):
+    """`finetune=frozen_probe`: a logistic regression on the frozen encoder's mean-pooled hidden states.
+
+    One pass over the training rows collects their features; before validation the regression is fitted on them
+    (`LinearProbe`, the penalty chosen by `folds`-fold cross-validation on the training rows only) and training
+    stops. The saved model is `BertForProbeClassification` (encoder, pooling, standardisation, linear layer).
+    """
+
+    def __init__(self, *args, penalties: list[float] = PENALTIES, folds: int = 5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.automatic_optimization = False
+        self.penalties, self.folds = list(penalties), folds
+        self.features: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def configure_model(self) -> None:
+        super().configure_model()
+        self.config = self.model.config
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.model.eval()  # frozen and deterministic: no dropout in the features
+        with torch.no_grad():
+            self.features.append(self.model.features(batch["input_ids"], batch["attention_mask"]))
+        self.labels.append(batch["labels"])
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        if not self.features:
+            return
+        features, labels = (self.all_gather(torch.cat(parts)) for parts in (self.features, self.labels))
+        if self.trainer.world_size > 1:
+            features, labels = features.flatten(0, 1), labels.flatten(0, 1)
+        probe = LinearProbe.fit(features.double().cpu().numpy(), labels.cpu().numpy(), self.config.num_labels,
+                                self.penalties, self.folds, seed=self.trainer.datamodule.seed)
+        self.model.set_probe(probe)
+        # the fit is this run's one optimizer step: it advances global_step, so checkpoints are written for it
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        progress.increment_ready()
+        progress.increment_completed()
+        self.log("probe/penalty", probe.penalty)
+        self.features, self.labels = [], []
+        self.trainer.should_stop = True  # fitted in one pass: no further epochs
+
+    def configure_optimizers(self) -> None:
+        return None

@@ -10,9 +10,13 @@ from tqdm.auto import tqdm
 from transformers import BertForSequenceClassification
 
 from dnabert.errors import DnabertError
+from dnabert.models.linear_probe import BertForProbeClassification, DNABertProbeConfig
 from dnabert.models.loading import build_model, initial_config
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.tokenization import EncodedBatch, batch_kmer_ids, codes_to_text, reverse_complement_text
+
+CLASSIFIERS = ((DNABertLongConfig, BertForLongSequenceClassification), (DNABertProbeConfig, BertForProbeClassification))
+"""Fine-tuned model class by config class (anything else: a plain BertForSequenceClassification)."""
 
 
 def load_classifier(path: str | Path) -> BertForSequenceClassification | BertForLongSequenceClassification:
@@ -20,8 +24,8 @@ def load_classifier(path: str | Path) -> BertForSequenceClassification | BertFor
     config = initial_config(str(path))
     if config.num_labels is None or not getattr(config, "problem_type", None):
         raise DnabertError(f"{path}: not a fine-tuned model (no task head); fine-tune it with `train.py task=...`")
-    long = isinstance(config, DNABertLongConfig)
-    model_class = BertForLongSequenceClassification if long else BertForSequenceClassification
+    model_class = next((model for kind, model in CLASSIFIERS if isinstance(config, kind)),
+                       BertForSequenceClassification)
     return build_model(model_class, str(path), config).eval()
 
 

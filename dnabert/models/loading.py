@@ -14,7 +14,7 @@ from transformers import AutoConfig, BertConfig, PreTrainedModel
 
 from dnabert.errors import DnabertError, read_json
 from dnabert.models.hf_export import hf_directory_of
-from dnabert.models import long_sequence  # noqa: F401  (registers the long-sequence model with the Auto classes)
+from dnabert.models import linear_probe, long_sequence  # noqa: F401  (register their models with the Auto classes)
 from dnabert.tokenization import k_from_vocab_size
 
 RANDOM = "random"

@@ -1,5 +1,5 @@
-"""Which weights fine-tuning trains: all (`full`), the head on a frozen encoder (`frozen_probe`), or LoRA adapters
-in the encoder plus the head (`lora`, through `peft`); and how a LoRA model is saved."""
+"""Which weights fine-tuning trains: all (`full`) or LoRA adapters in the encoder plus the head (`lora`, through
+`peft`); and how a LoRA model is saved. (`frozen_probe` is a logistic regression: `dnabert.models.linear_probe`.)"""
 
 from __future__ import annotations
 
@@ -22,12 +22,6 @@ ADAPTER_DIRECTORY = "adapter"
 
 def full(model: PreTrainedModel) -> PreTrainedModel:
     """Every weight trains (DNABERT's fine-tuning)."""
-    return model
-
-
-def frozen_probe(model: PreTrainedModel) -> PreTrainedModel:
-    """A probe: the encoder (`model.bert`, pooler included) is frozen, only the layers on top of it train."""
-    model.bert.requires_grad_(False)
     return model
 
 

@@ -10,8 +10,10 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric, Metric
 from transformers import BertConfig, BertForMaskedLM
 
-from dnabert.data.masking import IGNORE_INDEX, SpanMasking
+from dnabert.data.masking import IGNORE_INDEX, SpanMasking, hidden_nucleotides, nucleotides_of
 from dnabert.errors import DnabertError
+from dnabert.models.hidden_nucleotides import (HiddenNucleotideAccuracy, LocalBaseline, nucleotide_probabilities,
+                                               predicted_nucleotides)
 from dnabert.models.loading import RANDOM, build_model, initial_config
 from dnabert.models.optim import configure_optimization
 from dnabert.tokenization import vocab_size
@@ -49,7 +51,8 @@ def attention_flops(config: BertConfig, lengths: torch.Tensor) -> float:
 
 
 class MaskedKmerModule(L.LightningModule):
-    """BertForMaskedLM trained with DNABERT's span masking; logs loss, masked-token accuracy, perplexity."""
+    """BertForMaskedLM trained on masked k-mers; logs loss, masked-token accuracy, perplexity, and how well it
+    recovers hidden nucleotides next to local k-mer statistics of the training sequence (`baseline_orders`)."""
 
     def __init__(
         self,
@@ -59,6 +62,7 @@ class MaskedKmerModule(L.LightningModule):
         scheduler: Callable | None = None,
         init: str = RANDOM,
         attn_implementation: str = "sdpa",
+        baseline_orders: list[int] = (2, 3, 4),
     ):
         super().__init__()
         config = initial_config(init, config)
@@ -72,6 +76,7 @@ class MaskedKmerModule(L.LightningModule):
         self.val_loss = MeanMetric()
         self.val_accuracy = MeanMetric()
         self.val_baseline = KmerFrequencyBaseline(config.vocab_size)
+        self.val_hidden = HiddenNucleotideAccuracy(baseline_orders)
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -83,30 +88,41 @@ class MaskedKmerModule(L.LightningModule):
             )
         if getattr(datamodule, "k", self.config.k) != self.config.k:
             raise DnabertError(f"data.k={datamodule.k} does not match the model's k={self.config.k}")
+        if self.val_hidden.baseline is None and self.val_hidden.orders and hasattr(datamodule, "train_windows"):
+            self.val_hidden.baseline = LocalBaseline(datamodule.train_windows.sequence(), self.val_hidden.orders)
 
-    def masked_predictions(self, batch: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits at the masked positions of a batch, and the true k-mer ids there."""
+    def masked_predictions(self, batch: dict[str, torch.Tensor], step: int
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits at the masked positions of a batch, the true k-mer ids there, the masked-position flags and the
+        model's input."""
         inputs, labels = self.masking(batch["input_ids"], batch["noise"], step)
         hidden = self.model.bert(input_ids=inputs, attention_mask=batch["attention_mask"]).last_hidden_state
         selected = labels != IGNORE_INDEX
-        return self.model.cls(hidden[selected]), labels[selected]
+        return self.model.cls(hidden[selected]), labels[selected], selected, inputs
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits, targets = self.masked_predictions(batch, self.global_step)
+        logits, targets, _, _ = self.masked_predictions(batch, self.global_step)
         # mean over masked tokens; a micro-batch of short windows may have none: loss 0, not NaN
         loss = F.cross_entropy(logits.float(), targets, reduction="sum") / max(len(targets), 1)
         size = len(batch["input_ids"])
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self.log("train/accuracy", (logits.argmax(-1) == targets).float().mean(), batch_size=size)
         self.log("train/mask_rate", float(self.masking.rate_at(self.global_step)), batch_size=size)
+        self.log("train/hidden_per_span", float(self.masking.hidden_per_span(self.global_step)), batch_size=size)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits, targets = self.masked_predictions(batch, self.global_step)
+        logits, targets, selected, inputs = self.masked_predictions(batch, self.global_step)
         loss = F.cross_entropy(logits.float(), targets, reduction="none")
         self.val_loss.update(loss)
         self.val_accuracy.update((logits.argmax(-1) == targets).float())
         self.val_baseline.update(targets)
+        k = self.config.k
+        ids = batch["input_ids"]
+        token_probabilities = logits.new_zeros(*ids.shape, k, 4, dtype=torch.float32)
+        token_probabilities[selected] = nucleotide_probabilities(logits, k)
+        self.val_hidden.update(nucleotides_of(ids, k), hidden_nucleotides(ids, inputs, k),
+                               predicted_nucleotides(token_probabilities, k))
 
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()
@@ -116,7 +132,8 @@ class MaskedKmerModule(L.LightningModule):
             "val/accuracy": self.val_accuracy.compute(),
             "val/kmer_frequency_baseline": self.val_baseline.compute(),
         }, prog_bar=True, sync_dist=False)
-        for metric in (self.val_loss, self.val_accuracy, self.val_baseline):
+        self.log_dict({f"val/{name}": value for name, value in self.val_hidden.compute().items()}, sync_dist=False)
+        for metric in (self.val_loss, self.val_accuracy, self.val_baseline, self.val_hidden):
             metric.reset()
 
     def configure_optimizers(self) -> dict:
