@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
@@ -19,8 +18,7 @@ from peft import PeftModel
 from dnabert.data.finetuning import LabelledDataModule
 from dnabert.errors import DnabertError
 from dnabert.models.hf_export import hf_directory_of, save_hf_directory
-from dnabert.models.linear_probe import LinearProbe, check_layers, encoder_features
-from dnabert.models.metrics import metric_inputs, task_metrics
+from dnabert.models.linear_probe import check_layers, probe_scores
 from dnabert.models.parameter_efficient import save_lora_directory
 
 MODEL_PREFIX = "model."
@@ -33,9 +31,9 @@ class HFModelCheckpoint(ModelCheckpoint):
     With `tie_break` (a metric where lower is better, e.g. `val/loss`), a checkpoint that ties the best score
     replaces it when its tie-break value is lower: small validation sets give few distinct AUROC values, and
     their ties are otherwise decided by order. `last.ckpt` is always the latest state: Lightning 2.6 refreshes it
-    only when a top-k checkpoint is saved, which would make a restart resume from an older step. On SIGTERM (Lightning stops after the current batch)
-    it is written at the current step, so the same command resumes there. The LightningModule exposes its
-    model as `.model`.
+    only when a top-k checkpoint is saved, which would make a restart resume from an older step. On SIGTERM
+    (Lightning stops after the current batch) it is written at the current step, so the same command resumes
+    there. The LightningModule exposes its model as `.model`.
     """
 
     def __init__(self, *args, tie_break: str | None = None, **kwargs):
@@ -148,14 +146,24 @@ class DataSizeSchedule(Callback):
             raise DnabertError(f"callbacks.schedule: min_steps={min_steps} must be at least 0 and "
                                f"val_every_steps={val_every_steps} at least 1")
         self.min_steps, self.val_every_steps = min_steps, val_every_steps
+        self.note: str | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.note and trainer.is_global_zero:  # said once every check has passed
+            print(self.note, file=sys.stderr)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
         data = trainer.datamodule
-        batches = math.ceil(len(data.splits["train"]) / (data.batch_size * trainer.world_size))
+        rows = len(data.splits["train"])
+        batches = math.ceil(rows / (data.batch_size * trainer.world_size))
         per_epoch = max(1, batches // trainer.accumulate_grad_batches)
-        trainer.fit_loop.max_epochs = max(trainer.max_epochs, math.ceil(self.min_steps / per_epoch))
+        epochs = max(trainer.max_epochs, math.ceil(self.min_steps / per_epoch))
+        self.note = (f"dnabert: {rows} training rows make {per_epoch} steps an epoch: up to {epochs} epochs for at "
+                     f"least {self.min_steps} steps (callbacks.schedule.min_steps; callbacks.schedule=null trains "
+                     f"exactly trainer.max_epochs={trainer.max_epochs})") if epochs > trainer.max_epochs else None
+        trainer.fit_loop.max_epochs = epochs
         trainer.fit_loop.epoch_loop.min_steps = self.min_steps
         trainer.check_val_every_n_epoch = max(1, round(self.val_every_steps / per_epoch))
 
@@ -199,16 +207,8 @@ class TransferProbe(Callback):
         if not trainer.is_global_zero or self.last_step == trainer.global_step:
             return
         self.last_step = trainer.global_step
-        train, val = self.data.splits["train"], self.data.splits["val"]
-        rows = np.sort(np.random.default_rng(self.seed).permutation(len(train))[: self.max_rows])
-        encoder = pl_module.model.bert
-        features = {name: encoder_features(encoder, sequences, self.layers, self.batch_size)
-                    for name, sequences in (("train", [train.sequences[i] for i in rows]), ("val", val.sequences))}
-        classes = self.data.label_info.num_labels
-        probe = LinearProbe.fit(features["train"], train.labels[rows].ravel(), classes, seed=self.seed)
-        metrics = task_metrics("classification", classes)
-        logits = torch.from_numpy(probe.logits(features["val"]))
-        metrics.update(metric_inputs("classification", logits), torch.from_numpy(val.labels.ravel()))
-        values = {f"probe/{name}": float(value) for name, value in metrics.compute().items()}
+        scores = probe_scores(pl_module.model.bert, self.data.splits["train"], self.data.splits["val"],
+                              self.data.label_info.num_labels, self.layers, self.max_rows, self.seed, self.batch_size)
+        values = {f"probe/{name}": value for name, value in scores.items()}
         for logger in trainer.loggers:
             logger.log_metrics(values, step=trainer.global_step)

@@ -34,6 +34,8 @@ def test_every_choice_composes(group, choice):
         assert cfg.data.k == cfg.model.k
         if OmegaConf.is_missing(cfg.data, "genome"):
             cfg.data.genome = "genome.fa"
+    if "linear_probe" in cfg.callbacks and OmegaConf.is_missing(cfg.callbacks.linear_probe, "train"):
+        cfg.callbacks.linear_probe.train = "labelled.tsv"
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert resolved["task"]["_target_"].startswith("dnabert.models.")
     assert resolved["trainer"]["_target_"] == "lightning.Trainer"

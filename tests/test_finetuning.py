@@ -27,7 +27,7 @@ def splice_run(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("splice")
     result = train([*TINY, f"data.train={shared_path('data/splice_primate/train.tsv')}",
                     f"data.test={shared_path('data/splice_primate/test.tsv')}", "trainer.max_epochs=3",
-                    f"paths.output_dir={cwd / 'run'}"], cwd)
+                    "callbacks.schedule=null", f"paths.output_dir={cwd / 'run'}"], cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "run"
 
@@ -114,8 +114,9 @@ def test_fine_tune_from_a_published_dnabert_directory_in_its_own_kmer_format(tmp
     pretrained = published_layout(tmp_path / "DNA_bert_6", 6)
     sample = shared_path("data/tfbs_dnabert_sample/dnabert_format_6mer.tsv")
     result = train(["task=classify", f"model.init={tmp_path / 'DNA_bert_6'}", f"data.train={sample}",
-                    f"data.test={sample}", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
-                    "+trainer.limit_val_batches=2", "data.max_tokens=128", f"paths.output_dir={tmp_path / 'run'}"],
+                    f"data.test={sample}", "trainer.max_epochs=1", "callbacks.schedule=null",
+                    "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "data.max_tokens=128",
+                    f"paths.output_dir={tmp_path / 'run'}"],
                    tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     tuned = BertForSequenceClassification.from_pretrained(tmp_path / "run" / "checkpoints" / "last.hf")
@@ -133,7 +134,8 @@ def test_fine_tune_from_a_dnabert_pretraining_checkpoint(tmp_path):
     checkpoint = tmp_path / "pre" / "checkpoints" / "last.ckpt"
     splice = shared_path("data/splice_primate/train.tsv")
     result = train(["task=classify", f"model.init={checkpoint}", f"data.train={splice}", "trainer.max_epochs=1",
-                    "+trainer.limit_train_batches=2", f"paths.output_dir={tmp_path / 'ft'}"], tmp_path)
+                    "callbacks.schedule=null", "+trainer.limit_train_batches=2",
+                    f"paths.output_dir={tmp_path / 'ft'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     state = torch.load(checkpoint, weights_only=True)["state_dict"]
     tuned = BertForSequenceClassification.from_pretrained(tmp_path / "ft" / "checkpoints" / "last.hf")
@@ -237,7 +239,7 @@ def test_regression_and_multilabel_heads_learn_real_targets(ecoli_windows, tmp_p
     labels = "[gc]" if task == "regress" else "[gc_rich,purine_rich]"
     result = train([f"task={task}", "model=tiny", "task.optimizer.lr=2e-3", f"data.train={ecoli_windows}/train.tsv",
                     f"data.test={ecoli_windows}/test.tsv", f"data.label_columns={labels}", "trainer.max_epochs=6",
-                    "data.batch_size=16", f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
+                    "callbacks.schedule=null", "data.batch_size=16", f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert metrics[metric] > threshold, metrics

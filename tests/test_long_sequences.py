@@ -55,7 +55,7 @@ def five_kb_sets(tmp_path_factory):
 
 def test_five_kb_classification_end_to_end(five_kb_sets, tmp_path):
     result = train(["task=classify", "model=tiny", "task.chunk_aggregation=mean", "data.overflow=split",
-                    "data.batch_size=4", "task.optimizer.lr=2e-3", "trainer.max_epochs=5",
+                    "data.batch_size=4", "task.optimizer.lr=2e-3", "trainer.max_epochs=5", "callbacks.schedule=null",
                     f"data.train={five_kb_sets}/train.tsv", f"data.test={five_kb_sets}/test.tsv",
                     f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

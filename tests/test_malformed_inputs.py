@@ -143,7 +143,8 @@ TFBS = ["build-dataset", "tfbs", "--genome", "{m}/shards", "--peaks", "{t}/peaks
         "--quiet"]
 PROMOTER = ["build-dataset", "promoter", "--genome", "{m}/shards", "--annotation", "{t}/genes.gtf", "--out",
             "{t}/out", "--quiet"]
-TRAIN = ["task=classify", "model=tiny", "data.train={m}/train.tsv", "data.batch_size=8", "trainer.max_epochs=1"]
+TRAIN = ["task=classify", "model=tiny", "data.train={m}/train.tsv", "data.batch_size=8", "trainer.max_epochs=1",
+         "callbacks.schedule=null"]
 TINY_TSV = "sequence\tlabel\nACGTACGTAC\t0\nTTGACGTACG\t1\n"
 
 CASES: dict[str, Case] = {

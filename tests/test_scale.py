@@ -109,7 +109,8 @@ def test_two_process_ddp_matches_one_process_with_gradient_accumulation(tmp_path
 def test_multirun_of_two_learning_rates_writes_both_results(tmp_path):
     data = shared_path("data/splice_primate/train.tsv")
     result = run([sys.executable, str(ROOT / "train.py"), "-m", "callbacks.progress_bar=null", "task=classify",
-                  "model=tiny", "data.max_tokens=64", "trainer.max_epochs=1", f"paths.cache_dir={tmp_path / 'cache'}",
+                  "model=tiny", "data.max_tokens=64", "trainer.max_epochs=1", "callbacks.schedule=null",
+                  f"paths.cache_dir={tmp_path / 'cache'}",
                     "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
                     f"data.train={data}", f"data.test={shared_path('data/splice_primate/test.tsv')}", "logger=csv",
                     "task.optimizer.lr=1e-4,1e-3", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)

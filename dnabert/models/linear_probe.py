@@ -17,8 +17,10 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from dnabert.data.finetuning import LabelledSplit
 from dnabert.errors import DnabertError
 from dnabert.models.long_sequence import classification_loss
+from dnabert.models.metrics import metric_inputs, task_metrics
 from dnabert.tokenization import NUM_SPECIAL, UNK_ID, batch_kmer_ids
 
 PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -118,6 +120,20 @@ def _fit_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, penalty:
 
     optimizer.step(objective)
     return weight.detach(), bias.detach()
+
+
+def probe_scores(encoder: BertModel, train: LabelledSplit, val: LabelledSplit, num_classes: int,
+                 layers: Sequence[int] = (-1,), max_rows: int | None = None, seed: int = 0,
+                 batch_size: int = 64) -> dict[str, float]:
+    """Validation metrics of a `LinearProbe` of `encoder` fitted on (at most `max_rows`, a seeded draw of) `train`."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(train))[:max_rows])
+    features = {name: encoder_features(encoder, sequences, layers, batch_size)
+                for name, sequences in (("train", [train.sequences[i] for i in rows]), ("val", val.sequences))}
+    probe = LinearProbe.fit(features["train"], train.labels[rows].ravel(), num_classes, seed=seed)
+    metrics = task_metrics("classification", num_classes)
+    logits = torch.from_numpy(probe.logits(features["val"]))
+    metrics.update(metric_inputs("classification", logits), torch.from_numpy(val.labels.ravel()))
+    return {name: float(value) for name, value in metrics.compute().items()}
 
 
 class DNABertProbeConfig(BertConfig):

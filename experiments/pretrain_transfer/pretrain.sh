@@ -2,7 +2,8 @@
 # One pretraining run of the study: pretrain.sh CORPUS STRATEGY [train.py overrides]
 #   CORPUS: fly (dm3 upstream 2 kb without chr2L, written by fly_corpus.py) or human (hg19 chr22 blocks)
 #   STRATEGY: dnabert | span | random_mask (task/masking)
-# A tiny DNABERT-6, 6,000 steps of 32 windows on one thread (experiment=pretrain_tiny), a snapshot every 1,000 steps.
+# A tiny DNABERT-6, 6,000 steps of 32 windows on one thread (experiment=pretrain_tiny), a snapshot every 1,000 steps;
+# human runs also log the linear probe callback (probe/auroc on Oct4 vs MafK validation rows every 1,000 steps).
 # Rerunning the same command resumes from results/pretrain/CORPUS/STRATEGY/checkpoints/last.ckpt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,7 +14,9 @@ case $corpus in
   fly) genome=$results/fly_corpus.fa
        [ -f $genome ] || .venv/bin/python experiments/promoter_dm3/fly_corpus.py \
          ../shared/data/promoter_dm3/dm3_upstream2000.fa.gz $genome ;;
-  human) genome=../shared/data/human_chr22_hg19/hg19_chr22_blocks.fa.gz ;;
+  human) genome=../shared/data/human_chr22_hg19/hg19_chr22_blocks.fa.gz
+         # the linear probe callback on the human home task (Oct4 vs MafK peaks; validation rows of its training file)
+         set -- callbacks=probe callbacks.linear_probe.train=../shared/data/tfbs_oct4_vs_mafk_hg19/train.tsv "$@" ;;
   *) echo "pretrain.sh: CORPUS is fly or human, not '$corpus'" >&2; exit 2 ;;
 esac
 out=$results/pretrain/$corpus/$strategy
