@@ -297,6 +297,15 @@ def finetune(probe_results: dict) -> dict:
                     overrides = [*task_overrides(task, init, seed), f"data.train_fraction={fraction(task, rows)}"]
                     jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
                     keys.append((task, str(rows), name))
+    old = settings["old_defaults"]
+    for task in old["tasks"]:
+        for rows in old["rows"]:
+            for seed in SEEDS:
+                out = RESULTS / "finetune" / task / f"rows{rows}-random-old-defaults-seed{seed}"
+                overrides = [*task_overrides(task, "random", seed), f"data.train_fraction={fraction(task, rows)}",
+                             *old["overrides"]]
+                jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
+                keys.append((task, str(rows), "random, old defaults"))
     results: dict = {}
     for (task, rows, name), result in zip(keys, in_parallel(jobs)):
         results.setdefault(task, {}).setdefault(rows, {}).setdefault(name, []).append(result)
