@@ -188,13 +188,14 @@ def report(study: dict, record_dir: Path, results: Path) -> None:
     hidden, curves, probes, finetune = load("hidden"), load("curves"), load("probes"), load("finetune")
     pretraining = pretraining_record(study, results)
     from experiments.pretrain_transfer.run import chosen_strategy
-    chosen = {corpus: chosen_strategy(probes, corpus) for corpus in study["corpora"]} if probes else {}
+    chosen = {corpus: chosen_strategy(probes, corpus) for corpus, spec in study["corpora"].items()
+              if f"{corpus}-{study['strategies'][0]}" in probes.get(spec["home"], {})}
     (record_dir / "pretraining.json").write_text(json.dumps(pretraining, indent=1) + "\n")
     sections = ["## Hidden bases of held-out sequence (goal a)", *hidden_table(study, hidden),
                 "", "## Frozen linear probes (goal b)", *probe_table(probes),
                 "", f"Strategy chosen per corpus on validation probe AUROC: {chosen}",
                 "", "## Fine-tuning by labelled rows (goals c, d; issue 15 item 5)", *finetune_table(finetune),
-                "", "## Goals", *(goals(study, hidden, probes, finetune, chosen) if chosen else [])]
+                "", "## Goals", *(goals(study, hidden, probes, finetune, chosen) if "fly" in chosen else [])]
     (record_dir / "table.md").write_text("\n".join(sections) + "\n")
     (record_dir / "results.json").write_text(json.dumps({"chosen": chosen, "hidden": hidden, "probes": probes,
                                                          "finetune": finetune, "curves": curves}, indent=1) + "\n")

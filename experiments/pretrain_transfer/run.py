@@ -117,10 +117,15 @@ def pretrain() -> None:
     in_parallel([job(*item) for item in jobs])
 
 
+def ready() -> list[str]:
+    """Corpora whose every pretraining run has finished (later stages wait for the others: run again to add them)."""
+    return [corpus for corpus in STUDY["corpora"] if all(pretrained(corpus, s) for s in STUDY["strategies"])]
+
+
 def inits(corpus: str | None = None) -> dict[str, str]:
-    """Name -> model.init of random weights and the final checkpoints (of one corpus, or of all)."""
+    """Name -> model.init of random weights and the final checkpoints (of one finished corpus, or of all)."""
     names = {"random": "random"}
-    for name in STUDY["corpora"] if corpus is None else [corpus]:
+    for name in ready() if corpus is None else [corpus]:
         names.update({f"{name}-{s}": str(final_checkpoint(name, s)) for s in STUDY["strategies"]})
     return names
 
@@ -134,7 +139,8 @@ def hidden() -> dict:
 
     path = RECORD / "hidden.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    for corpus, spec in STUDY["corpora"].items():
+    for corpus in ready():
+        spec = STUDY["corpora"][corpus]
         baseline = None
         for name, init in inits(corpus).items():
             init = str(final_checkpoint(corpus, name.split("-", 1)[1], "ckpt")) if name != "random" else init
@@ -179,8 +185,8 @@ def curves() -> dict:
 
     path = RECORD / "curves.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    for corpus, spec in STUDY["corpora"].items():
-        data = probe_data(spec["home"], seed=SEEDS[0])
+    for corpus in ready():
+        data = probe_data(STUDY["corpora"][corpus]["home"], seed=SEEDS[0])
         data.use_k(6)
         for strategy in STUDY["strategies"]:
             snapshots = sorted(pretrain_dir(corpus, strategy).glob("snapshots/step*.hf"),
@@ -286,6 +292,8 @@ def finetune(probe_results: dict) -> dict:
     jobs, keys = [], []
     for task, all_rows in settings["rows"].items():
         corpus = settings["corpus"][task]
+        if corpus not in ready():
+            continue
         best = chosen_strategy(probe_results, corpus)
         for rows in all_rows:
             every = task in settings["strategies_for"] and rows != "all" and rows <= settings["every_strategy_up_to"]
@@ -299,6 +307,8 @@ def finetune(probe_results: dict) -> dict:
                     keys.append((task, str(rows), name))
     old = settings["old_defaults"]
     for task in old["tasks"]:
+        if settings["corpus"][task] not in ready():
+            continue
         for rows in old["rows"]:
             for seed in SEEDS:
                 out = RESULTS / "finetune" / task / f"rows{rows}-random-old-defaults-seed{seed}"
