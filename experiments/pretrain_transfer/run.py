@@ -36,6 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 STUDY = yaml.safe_load((HERE / "study.yaml").read_text())
 SEEDS = STUDY["seeds"]
+PARALLEL = [STUDY["parallel"]]
+"""Runs at a time (`--parallel` changes it for this call; every run has its own threads, so results do not move)."""
+TASKS: list[str] = []
+"""Fine-tune on these tasks only (`--task`; all of study.yaml's when empty)."""
 STAGES = ("pretrain", "hidden", "curves", "probes", "finetune", "report")
 
 
@@ -74,7 +78,7 @@ def run_train(out: Path, overrides: list[str]) -> dict:
 
 def in_parallel(jobs: list) -> list:
     """Run zero-argument callables `parallel` at a time, results in order."""
-    with ThreadPoolExecutor(STUDY["parallel"]) as pool:
+    with ThreadPoolExecutor(PARALLEL[0]) as pool:
         return list(pool.map(lambda job: job(), jobs))
 
 
@@ -117,16 +121,21 @@ def pretrain() -> None:
     in_parallel([job(*item) for item in jobs])
 
 
+def finished(corpus: str) -> list[str]:
+    """The corpus's strategies whose pretraining has finished (later stages take these; run again to add the rest)."""
+    return [strategy for strategy in STUDY["strategies"] if pretrained(corpus, strategy)]
+
+
 def ready() -> list[str]:
-    """Corpora whose every pretraining run has finished (later stages wait for the others: run again to add them)."""
-    return [corpus for corpus in STUDY["corpora"] if all(pretrained(corpus, s) for s in STUDY["strategies"])]
+    """Corpora whose every pretraining run has finished (needed to choose a strategy by validation)."""
+    return [corpus for corpus in STUDY["corpora"] if finished(corpus) == STUDY["strategies"]]
 
 
 def inits(corpus: str | None = None) -> dict[str, str]:
-    """Name -> model.init of random weights and the final checkpoints (of one finished corpus, or of all)."""
+    """Name -> model.init of random weights and the finished final checkpoints (of one corpus, or of all)."""
     names = {"random": "random"}
-    for name in ready() if corpus is None else [corpus]:
-        names.update({f"{name}-{s}": str(final_checkpoint(name, s)) for s in STUDY["strategies"]})
+    for name in STUDY["corpora"] if corpus is None else [corpus]:
+        names.update({f"{name}-{s}": str(final_checkpoint(name, s)) for s in finished(name)})
     return names
 
 
@@ -139,7 +148,9 @@ def hidden() -> dict:
 
     path = RECORD / "hidden.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    for corpus in ready():
+    for corpus in STUDY["corpora"]:
+        if not finished(corpus):
+            continue
         spec = STUDY["corpora"][corpus]
         baseline = None
         for name, init in inits(corpus).items():
@@ -185,10 +196,12 @@ def curves() -> dict:
 
     path = RECORD / "curves.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    for corpus in ready():
+    for corpus in STUDY["corpora"]:
+        if not finished(corpus):
+            continue
         data = probe_data(STUDY["corpora"][corpus]["home"], seed=SEEDS[0])
         data.use_k(6)
-        for strategy in STUDY["strategies"]:
+        for strategy in finished(corpus):
             snapshots = sorted(pretrain_dir(corpus, strategy).glob("snapshots/step*.hf"),
                                key=lambda p: int(p.name[4:-3]))
             for step, snapshot in [(0, None), *((int(p.name[4:-3]), p) for p in snapshots)]:
@@ -287,17 +300,17 @@ def fraction(task: str, rows: int | str) -> float:
 
 
 def finetune(probe_results: dict) -> dict:
-    """Every task x rows x init x seed through train.py with the task's preset defaults."""
+    """Every task x rows x init x seed through train.py with the task's preset defaults (random weights, and the
+    checkpoints whose pretraining has finished)."""
     settings = STUDY["finetune"]
     jobs, keys = [], []
-    for task, all_rows in settings["rows"].items():
+    tasks = TASKS or list(settings["rows"])
+    for task in tasks:
         corpus = settings["corpus"][task]
-        if corpus not in ready():
-            continue
-        best = chosen_strategy(probe_results, corpus)
-        for rows in all_rows:
+        best = chosen_strategy(probe_results, corpus) if corpus in ready() else None
+        for rows in settings["rows"][task]:
             every = task in settings["strategies_for"] and rows != "all" and rows <= settings["every_strategy_up_to"]
-            strategies = STUDY["strategies"] if every else [best]
+            strategies = finished(corpus) if every else [best] if best else []
             names = {"random": "random", **{f"{corpus}-{s}": str(final_checkpoint(corpus, s)) for s in strategies}}
             for name, init in names.items():
                 for seed in SEEDS:
@@ -306,9 +319,7 @@ def finetune(probe_results: dict) -> dict:
                     jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
                     keys.append((task, str(rows), name))
     old = settings["old_defaults"]
-    for task in old["tasks"]:
-        if settings["corpus"][task] not in ready():
-            continue
+    for task in [task for task in old["tasks"] if task in tasks]:
         for rows in old["rows"]:
             for seed in SEEDS:
                 out = RESULTS / "finetune" / task / f"rows{rows}-random-old-defaults-seed{seed}"
@@ -316,10 +327,12 @@ def finetune(probe_results: dict) -> dict:
                              *old["overrides"]]
                 jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
                 keys.append((task, str(rows), "random, old defaults"))
-    results: dict = {}
+    path = RECORD / "finetune.json"
+    results = {task: runs for task, runs in (json.loads(path.read_text()) if path.exists() else {}).items()
+               if task not in tasks}
     for (task, rows, name), result in zip(keys, in_parallel(jobs)):
         results.setdefault(task, {}).setdefault(rows, {}).setdefault(name, []).append(result)
-    write_json(RECORD / "finetune.json", results)
+    write_json(path, results)
     return results
 
 
@@ -331,7 +344,13 @@ def write_json(path: Path, value) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=STAGES, action="append", help="run these stages only (repeatable)")
-    stages = parser.parse_args().only or STAGES
+    parser.add_argument("--parallel", type=int, help=f"runs at a time (study.yaml: {STUDY['parallel']})")
+    parser.add_argument("--task", choices=list(STUDY["finetune"]["rows"]), action="append",
+                        help="fine-tune on this task only (repeatable; the finetune stage records the tasks it ran)")
+    args = parser.parse_args()
+    stages = args.only or STAGES
+    PARALLEL[0] = args.parallel or PARALLEL[0]
+    TASKS.extend(args.task or [])
     if "pretrain" in stages:
         pretrain()
     if "hidden" in stages:
