@@ -33,7 +33,11 @@ def pretraining_record(study: dict, results: Path) -> dict:
         for strategy in study["strategies"]:
             run = results / "pretrain" / corpus / strategy
             files = sorted(run.glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
-            rows = [row for path in files for row in csv.DictReader(open(path))]
+            rows = []
+            for path in files:  # a resumed run repeats the steps after its last checkpoint: keep the later rows
+                later = list(csv.DictReader(open(path)))
+                if later:
+                    rows = [row for row in rows if int(row["step"]) < int(later[0]["step"])] + later
             keep = ("val/loss", "val/accuracy", "val/hidden_accuracy", "val/local_baseline", "val/local_baseline_order",
                     "val/hidden_fraction", "probe/auroc")
             record[f"{corpus}/{strategy}"] = [
