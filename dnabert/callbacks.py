@@ -17,12 +17,9 @@ from peft import PeftModel
 
 from dnabert.data.finetuning import LabelledDataModule
 from dnabert.errors import DnabertError
-from dnabert.models.hf_export import hf_directory_of, save_hf_directory
+from dnabert.models.checkpoints import hf_directory_of, model_weights, save_hf_directory
 from dnabert.models.linear_probe import check_layers, probe_scores
 from dnabert.models.parameter_efficient import save_lora_directory
-
-MODEL_PREFIX = "model."
-"""Keys of the LightningModule's state dict that belong to its HF model (`module.model`)."""
 
 
 class HFModelCheckpoint(ModelCheckpoint):
@@ -95,8 +92,7 @@ class HFModelCheckpoint(ModelCheckpoint):
             if isinstance(model, PeftModel):  # finetune=lora: the merged model, and the adapter in adapter/
                 save_lora_directory(model, directory)
             else:
-                weights = {k.removeprefix(MODEL_PREFIX): v for k, v in weights.items() if k.startswith(MODEL_PREFIX)}
-                save_hf_directory(model, directory, weights)
+                save_hf_directory(model, directory, model_weights(weights))
 
     def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._remove_checkpoint(trainer, filepath)

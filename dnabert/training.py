@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dnabert.atomic import write_json_atomic
-from dnabert.models.loading import unreadable
+from dnabert.models.checkpoints import unreadable
 from dnabert.provenance import record_provenance, resolved_config
 
 

@@ -15,7 +15,7 @@ from dnabert.errors import DnabertError
 from dnabert.interpret.attribution import attribution_batches, pad_baseline, token_attributions
 from dnabert.interpret.nucleotides import nucleotide_rows, spread_to_nucleotides
 from dnabert.interpret.report import Interval, genomic_intervals, write_scores
-from dnabert.models.hf_export import save_hf_directory
+from dnabert.models.checkpoints import save_hf_directory
 from dnabert.models.inference import encode_batch, load_classifier, predict
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.tokenization import batch_kmer_ids, vocab_size

@@ -19,7 +19,7 @@ from transformers import AutoConfig, BertForMaskedLM, BertForSequenceClassificat
 
 from dnabert.config import register_resolvers
 from dnabert.errors import DnabertError
-from dnabert.models.hf_export import save_hf_directory
+from dnabert.models.checkpoints import save_hf_directory
 from dnabert.models.inference import load_classifier, predict
 from dnabert.models.parameter_efficient import lora
 from dnabert.tokenization import batch_kmer_ids

@@ -16,7 +16,7 @@ from transformers import BertForMaskedLM
 
 from dnabert.callbacks import HFModelCheckpoint
 from dnabert.data.finetuning import LabelledDataModule
-from dnabert.models.hf_export import save_hf_directory
+from dnabert.models.checkpoints import save_hf_directory
 from dnabert.models.inference import load_classifier, predict
 from dnabert.models.linear_probe import BertForProbeClassification
 from tests.conftest import ROOT, assert_user_error, train

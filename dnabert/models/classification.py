@@ -6,23 +6,22 @@ from collections.abc import Callable
 
 import sys
 
-import lightning as L
 import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
 
 from dnabert.errors import DnabertError
+from dnabert.models.checkpoints import RANDOM, build_model, config_from_dict, initial_config
 from dnabert.models.linear_probe import PENALTIES, LinearProbe
-from dnabert.models.loading import RANDOM, build_model, config_from_dict, initial_config
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.models.metrics import metric_inputs, task_metrics
-from dnabert.models.optim import configure_optimization
+from dnabert.models.module import DnabertModule
 from dnabert.models.parameter_efficient import full
 
 STAGES = ("val", "test")
 
 
-class SequenceClassifier(L.LightningModule):
+class SequenceClassifier(DnabertModule):
     """Classification (binary/multi-class), multi-label or regression head on a DNABERT encoder.
 
     The encoder starts from `init` (random, a dnabert .ckpt or a Hugging Face directory such as a published
@@ -45,15 +44,13 @@ class SequenceClassifier(L.LightningModule):
         finetune: Callable[[PreTrainedModel], nn.Module] = full,
         gradient_checkpointing: bool = False,
     ):
-        super().__init__()
+        super().__init__(optimizer, scheduler)
         updates = {} if hidden_dropout_prob is None else {"hidden_dropout_prob": hidden_dropout_prob}
         self.config = initial_config(init, config, **updates)
         self.k = self.config.k
         self.init = init
         self.long_sequence = {"chunk_aggregation": chunk_aggregation, "max_chunks": max_chunks}
         self.attn_implementation = attn_implementation
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         self.finetune = finetune
         self.gradient_checkpointing = gradient_checkpointing
         self.model: nn.Module | None = None
@@ -143,12 +140,6 @@ class SequenceClassifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")
-
-    def configure_optimizers(self) -> dict:
-        return configure_optimization(self, self.model, self.optimizer_factory, self.scheduler_factory)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["bert_config"] = self.config.to_dict()
 
 
 class ProbeClassifier(SequenceClassifier):

@@ -11,7 +11,7 @@ from transformers import BertModel
 
 from dnabert.atomic import open_npy_atomic
 from dnabert.errors import DnabertError
-from dnabert.models.loading import build_model, initial_config
+from dnabert.models.checkpoints import build_model, initial_config
 from dnabert.tokenization import NUM_SPECIAL, batch_kmer_ids
 
 POOLINGS = ("cls", "mean", "tokens", "nucleotide")

@@ -10,8 +10,8 @@ from tqdm.auto import tqdm
 from transformers import BertForSequenceClassification
 
 from dnabert.errors import DnabertError
+from dnabert.models.checkpoints import build_model, initial_config
 from dnabert.models.linear_probe import BertForProbeClassification, DNABertProbeConfig
-from dnabert.models.loading import build_model, initial_config
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.tokenization import EncodedBatch, batch_kmer_ids, codes_to_text, reverse_complement_text
 

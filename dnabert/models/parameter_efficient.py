@@ -13,8 +13,7 @@ from transformers import PreTrainedModel
 
 from dnabert.atomic import build_directory
 from dnabert.errors import DnabertError
-from dnabert.models.hf_export import save_hf_directory
-from dnabert.models.loading import _in_encoder
+from dnabert.models.checkpoints import _in_encoder, save_hf_directory
 
 ADAPTER_DIRECTORY = "adapter"
 """Sub-directory of a LoRA model's HF directory that holds the `peft` adapter."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric, Metric
@@ -14,8 +13,8 @@ from dnabert.data.masking import IGNORE_INDEX, SpanMasking, hidden_nucleotides, 
 from dnabert.errors import DnabertError
 from dnabert.models.hidden_nucleotides import (HiddenNucleotideAccuracy, LocalBaseline, nucleotide_probabilities,
                                                predicted_nucleotides)
-from dnabert.models.loading import RANDOM, build_model, initial_config
-from dnabert.models.optim import configure_optimization
+from dnabert.models.checkpoints import RANDOM, build_model, initial_config
+from dnabert.models.module import DnabertModule
 from dnabert.tokenization import vocab_size
 
 
@@ -50,7 +49,7 @@ def attention_flops(config: BertConfig, lengths: torch.Tensor) -> float:
     return 12 * config.num_hidden_layers * config.hidden_size * float((lengths.double() ** 2).sum())
 
 
-class MaskedKmerModule(L.LightningModule):
+class MaskedKmerModule(DnabertModule):
     """BertForMaskedLM trained on masked k-mers; logs loss, masked-token accuracy, perplexity, and how well it
     recovers hidden nucleotides next to local k-mer statistics of the training sequence (`baseline_orders`)."""
 
@@ -64,15 +63,13 @@ class MaskedKmerModule(L.LightningModule):
         attn_implementation: str = "sdpa",
         baseline_orders: list[int] = (2, 3, 4),
     ):
-        super().__init__()
+        super().__init__(optimizer, scheduler)
         config = initial_config(init, config)
         if config.vocab_size != vocab_size(config.k):
             raise DnabertError(f"model: vocab_size={config.vocab_size} does not fit k={config.k} (expected 4**k + 5)")
         self.config = config
         self.model = build_model(BertForMaskedLM, init, config, attn_implementation)
         self.masking = masking
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         self.val_loss = MeanMetric()
         self.val_accuracy = MeanMetric()
         self.val_baseline = KmerFrequencyBaseline(config.vocab_size)
@@ -135,9 +132,3 @@ class MaskedKmerModule(L.LightningModule):
         self.log_dict({f"val/{name}": value for name, value in self.val_hidden.compute().items()}, sync_dist=False)
         for metric in (self.val_loss, self.val_accuracy, self.val_baseline, self.val_hidden):
             metric.reset()
-
-    def configure_optimizers(self) -> dict:
-        return configure_optimization(self, self.model, self.optimizer_factory, self.scheduler_factory)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["bert_config"] = self.config.to_dict()

@@ -44,7 +44,7 @@ def build_model(directory: Path) -> Path:
     from omegaconf import OmegaConf
     from transformers import BertConfig, BertForSequenceClassification
 
-    from dnabert.models.hf_export import save_hf_directory
+    from dnabert.models.checkpoints import save_hf_directory
     from dnabert.tokenization import vocab_size
 
     base, tiny = (OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml") for name in ("bert_base", "tiny"))

@@ -357,7 +357,8 @@ def main() -> None:
         hidden()
     if "curves" in stages:
         curves()
-    probe_results = probes() if "probes" in stages else json.loads((RECORD / "probes.json").read_text())
+    recorded = RECORD / "probes.json"
+    probe_results = probes() if "probes" in stages else json.loads(recorded.read_text()) if recorded.exists() else {}
     if "finetune" in stages:
         finetune(probe_results)
     if "report" in stages:

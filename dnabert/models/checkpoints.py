@@ -1,4 +1,5 @@
-"""Where a model starts: random weights, a dnabert Lightning checkpoint, or a Hugging Face directory.
+"""The checkpoint format, read and written here only: where a model starts (random weights, a dnabert Lightning
+checkpoint, a Hugging Face directory such as a published DNABERT) and the plain HF directory beside every checkpoint.
 
 Nothing here executes code from a checkpoint: Lightning checkpoints are read with `weights_only=True`,
 HF directories with `trust_remote_code=False` (safetensors, or `.bin` through torch's weights-only loader).
@@ -12,12 +13,16 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, BertConfig, PreTrainedModel
 
+from dnabert.atomic import build_directory
 from dnabert.errors import DnabertError, read_json
-from dnabert.models.hf_export import hf_directory_of
 from dnabert.models import linear_probe, long_sequence  # noqa: F401  (register their models with the Auto classes)
-from dnabert.tokenization import k_from_vocab_size
+from dnabert.tokenization import DNAKmerTokenizer, k_from_vocab_size
 
 RANDOM = "random"
+CONFIG_KEY = "bert_config"
+"""The entry of a dnabert Lightning checkpoint that holds the model's BertConfig (as a dict)."""
+MODEL_PREFIX = "model."
+"""The prefix of the HF model's weights in a Lightning checkpoint's state_dict (the module's `model` attribute)."""
 WEIGHT_FILES = (
     "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json"
 )
@@ -43,9 +48,19 @@ def read_checkpoint(path: Path) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise unreadable(path, error) from None
-    if not isinstance(checkpoint, dict) or "bert_config" not in checkpoint or "state_dict" not in checkpoint:
-        raise DnabertError(f"{path}: not a dnabert checkpoint (no bert_config/state_dict)")
+    if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
+        raise DnabertError(f"{path}: not a dnabert checkpoint (no {CONFIG_KEY}/state_dict)")
     return checkpoint
+
+
+def store_config(checkpoint: dict, config: BertConfig) -> None:
+    """Put the model's config into a Lightning checkpoint being saved (what `read_checkpoint` needs)."""
+    checkpoint[CONFIG_KEY] = config.to_dict()
+
+
+def model_weights(state_dict: dict) -> dict:
+    """The HF model's weights of a Lightning state_dict, under their HF names."""
+    return {key.removeprefix(MODEL_PREFIX): value for key, value in state_dict.items() if key.startswith(MODEL_PREFIX)}
 
 
 def _weights_file(path: Path) -> Path:
@@ -90,7 +105,7 @@ def initial_config(init: str, config: BertConfig | None = None, **updates) -> Be
             config_file = path / "config.json"
             result = _read_config(config_file, read_json(config_file, "download or export the model again"))
         elif path.is_file():
-            result = _read_config(path, read_checkpoint(path)["bert_config"])
+            result = _read_config(path, read_checkpoint(path)[CONFIG_KEY])
         else:
             raise DnabertError(f"model.init={init}: not found; give 'random', a .ckpt file or a model directory")
     for key, value in updates.items():
@@ -122,7 +137,7 @@ def build_model(model_class: type[PreTrainedModel], init: str, config: BertConfi
         return model.train()
     model = model_class._from_config(config, attn_implementation=attn_implementation)
     if init != RANDOM:
-        state = {key.removeprefix("model."): value for key, value in read_checkpoint(Path(init))["state_dict"].items()}
+        state = model_weights(read_checkpoint(Path(init))["state_dict"])
         own = model.state_dict()
         if not any(key.startswith("bert.") for key in own):
             state = {key.removeprefix("bert."): value for key, value in state.items()}
@@ -136,3 +151,20 @@ def build_model(model_class: type[PreTrainedModel], init: str, config: BertConfi
             raise DnabertError(f"model.init={init}: checkpoint lacks encoder weights such as {missing[0]}")
         model.load_state_dict(usable, strict=False)
     return model
+
+
+def save_hf_directory(model: PreTrainedModel, directory: str | Path, state_dict: dict | None = None) -> Path:
+    """Write `model` (with `state_dict`'s weights if given) and its k-mer tokenizer as a standard HF directory,
+    atomically (temp dir + rename)."""
+
+    def build(work: Path) -> None:
+        model.save_pretrained(work, safe_serialization=True, state_dict=state_dict)
+        DNAKmerTokenizer(k=kmer_size(model.config)).save_pretrained(work)
+
+    return build_directory(Path(directory), build)
+
+
+def hf_directory_of(checkpoint_path: str | Path) -> Path:
+    """The HF directory that accompanies a Lightning checkpoint file (`x.ckpt` -> `x.hf/`)."""
+    path = Path(checkpoint_path)
+    return path.with_name(path.name.removesuffix(".ckpt") + ".hf")
