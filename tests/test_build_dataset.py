@@ -111,6 +111,21 @@ def test_bad_peaks_are_one_clear_line(human, tmp_path, line, fragments):
     assert not (tmp_path / "out").exists()
 
 
+def test_peaks_and_held_out_chromosomes_match_contigs_with_or_without_chr(tmp_path):
+    from dnabert.data.build import build_tfbs
+    from dnabert.genome.shards import GenomeShards, prepare_genome
+    from tests.test_genome import write_fasta
+
+    rng = np.random.default_rng(0)
+    records = {name: "".join(rng.choice(list("ACGT"), 5000)) for name in ("chr1", "2")}
+    shards = GenomeShards(prepare_genome(write_fasta(tmp_path / "g.fa", records, 60), tmp_path / "shards", False))
+    (tmp_path / "peaks.bed").write_text("1\t1000\t1200\nchr2\t2000\t2200\n")
+    counts = build_tfbs(shards, tmp_path / "peaks.bed", tmp_path / "out", test_chroms=["chr2"])
+    assert counts == {"skipped": 0, "train": 2, "val": 0, "test": 2}
+    assert {s for s, label in rows(tmp_path / "out" / "train.tsv") if label == "1"} == {records["chr1"][1050:1151]}
+    assert {s for s, label in rows(tmp_path / "out" / "test.tsv") if label == "1"} == {records["2"][2050:2151]}
+
+
 @pytest.fixture(scope="module")
 def ecoli_annotated(tmp_path_factory):
     """E. coli K-12 with a GTF of two multi-exon transcripts, one per strand (coordinates chosen by hand)."""
@@ -128,6 +143,7 @@ def ecoli_annotated(tmp_path_factory):
 
 
 def reverse_complement(sequence: str) -> str:
+    """Written out here, independently of the package's own."""
     return sequence.translate(str.maketrans("ACGT", "TGCA"))[::-1]
 
 
@@ -152,8 +168,10 @@ def test_splice_windows_are_centred_on_boundaries_on_the_transcript_strand(ecoli
     assert result.returncode == 0, result.stderr
     train = rows(tmp_path / "splice" / "train.tsv")
     by_label = {label: {s for s, lab in train if lab == label} for label in "012"}
-    assert by_label["1"] == {sequence[10170:10230], sequence[10770:10830], reverse_complement(sequence[20570:20630])}
-    assert by_label["2"] == {sequence[10470:10530], sequence[10970:11030], reverse_complement(sequence[20270:20330])}
+    assert by_label["1"] == {sequence[10170:10230], sequence[10770:10830],
+                              reverse_complement(sequence[20570:20630])}
+    assert by_label["2"] == {sequence[10470:10530], sequence[10970:11030],
+                              reverse_complement(sequence[20270:20330])}
     assert len([s for s, lab in train if lab == "0"]) == 3
 
 
@@ -165,8 +183,9 @@ def test_splice_windows_are_centred_on_boundaries_on_the_transcript_strand(ecoli
 def test_bad_annotation_is_one_clear_line(ecoli_annotated, tmp_path, gtf, fragments):
     _, genome, _ = ecoli_annotated
     (tmp_path / "bad.gtf").write_text(gtf)
-    result = dnabert_cli(["build-dataset", "promoter", "--genome", str(genome), "--annotation", str(tmp_path / "bad.gtf"),
-                          "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"], ROOT)
+    result = dnabert_cli(["build-dataset", "promoter", "--genome", str(genome), "--annotation",
+                          str(tmp_path / "bad.gtf"), "--out", str(tmp_path / "out"), "--cache-dir",
+                          str(tmp_path / "cache"), "--quiet"], ROOT)
     assert_user_error(result, "bad.gtf", *fragments)
     assert not (tmp_path / "out").exists()
 

@@ -118,6 +118,16 @@ def test_changed_source_rebuilds(tmp_path):
     assert contents(tmp_path / "shards") == {"only": "ACGTACGT"}
 
 
+def test_contig_names_resolve_with_or_without_chr_and_exact_names_win(tmp_path):
+    source = write_fasta(tmp_path / "g.fa", {"chr1": "ACGT", "2": "ACGT", "chr2": "ACGT", "MT": "ACGT"})
+    genome = GenomeShards(prepare_genome(source, tmp_path / "shards", progress=False))
+    assert [genome.find_contig(name) for name in ("chr1", "1", "2", "chr2", "chrMT", "chrM", "X")] == \
+        [0, 0, 1, 2, 3, None, None]
+    assert genome.index_of("1") == 0
+    with pytest.raises(DnabertError, match="no contig named 'chrM'"):
+        genome.index_of("chrM")
+
+
 BAD_INPUTS = {
     "empty": (b"", "file is empty"),
     "no_header": (b"ACGTACGT\nACGT\n", "line 1: sequence before any FASTA header"),

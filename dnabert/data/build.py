@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from dnabert.atomic import build_directory
+from dnabert.data.windows import random_starts
 from dnabert.errors import DnabertError
 from dnabert.genome.annotations import read_peaks, read_transcripts
 from dnabert.genome.shards import GenomeShards
-from dnabert.tokenization import AMBIGUOUS, codes_to_text
+from dnabert.tokenization import AMBIGUOUS, codes_to_text, reverse_complement
 
 SPLIT_FILES = {"train": "train.tsv", "val": "dev.tsv", "test": "test.tsv"}
 
@@ -60,26 +61,27 @@ def dinucleotide_shuffle(sequence: str, rng: np.random.Generator) -> str:
     return "".join(walk)
 
 
-COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
-
-
 class LabelledWindows:
     """Collects labelled windows from a genome into chromosome-held-out splits, then writes them atomically."""
 
     def __init__(self, shards: GenomeShards, source: Path, val_chroms: list[str] | None,
                  test_chroms: list[str] | None, seed: int):
         self.shards, self.source = shards, source
-        self.names = {contig.name: i for i, contig in enumerate(shards.contigs)}
-        self.val, self.test = set(val_chroms or []), set(test_chroms or [])
+        self.val, self.test = self.held_out(val_chroms), self.held_out(test_chroms)
         self.rng = np.random.default_rng(seed)
         self.rows: dict[str, list[str]] = {split: [] for split in SPLIT_FILES}
 
+    def held_out(self, chroms: list[str] | None) -> set[int]:
+        """Indices of the genome's contigs among the named chromosomes (names the genome lacks hold nothing out)."""
+        return {index for index in map(self.shards.find_contig, chroms or []) if index is not None}
+
     def contig(self, chrom: str, line: int) -> int:
         """Index of a chromosome named in the annotation file (a user error if the genome lacks it)."""
-        if chrom not in self.names:
+        index = self.shards.find_contig(chrom)
+        if index is None:
             raise DnabertError(f"{self.source} line {line}: chromosome '{chrom}' is not in the genome "
                                f"({self.shards.directory}); check the assembly and chromosome naming (chr1 vs 1)")
-        return self.names[chrom]
+        return index
 
     def window(self, contig: int, start: int, length: int, strand: str = "+") -> str | None:
         """Sequence of [start, start+length) on a strand, or None when it leaves the contig or holds N."""
@@ -88,12 +90,11 @@ class LabelledWindows:
         codes = self.shards.fetch(contig, start, start + length)
         if (codes == AMBIGUOUS).any():
             return None
-        text = codes_to_text(codes)
-        return text if strand == "+" else text.translate(COMPLEMENT)[::-1]
+        return codes_to_text(codes if strand == "+" else reverse_complement(codes))
 
-    def add(self, chrom: str, sequence: str, label: str) -> None:
-        """Put a labelled window in its chromosome's split."""
-        split = "test" if chrom in self.test else "val" if chrom in self.val else "train"
+    def add(self, contig: int, sequence: str, label: str) -> None:
+        """Put a labelled window in its contig's split."""
+        split = "test" if contig in self.test else "val" if contig in self.val else "train"
         self.rows[split].append(f"{sequence}\t{label}")
 
     def write(self, out: Path) -> dict[str, int]:
@@ -133,27 +134,26 @@ def build_tfbs(shards: GenomeShards, peaks_path: Path, out: Path, window: int = 
         if negative is None:
             skipped += 1
             continue
-        windows.add(peak.chrom, positive, "1")
-        windows.add(peak.chrom, negative, "0")
+        windows.add(contig, positive, "1")
+        windows.add(contig, negative, "0")
     return {"skipped": skipped, **windows.write(out)}
 
 
 def random_negatives(windows: LabelledWindows, count: int, length: int, avoid: dict[int, np.ndarray],
                      margin: int) -> None:
     """`count` random N-free windows (label 0), at least `margin` nt from every avoided position of their contig."""
-    lengths = windows.shards.lengths
+    starts = random_starts(windows.shards.lengths, windows.shards.lengths, length, windows.rng)
     for _ in range(count * 50):
         if count == 0:
             return
-        contig = int(windows.rng.choice(len(lengths), p=lengths / lengths.sum()))
-        start = int(windows.rng.integers(0, max(1, lengths[contig] - length)))
+        contig, start = next(starts)
         near = avoid.get(contig, np.zeros(0, dtype=np.int64))
         position = np.searchsorted(near, start - margin)
         if position < len(near) and near[position] < start + length + margin:
             continue
         sequence = windows.window(contig, start, length, "+" if windows.rng.random() < 0.5 else "-")
         if sequence is not None:
-            windows.add(windows.shards.contigs[contig].name, sequence, "0")
+            windows.add(contig, sequence, "0")
             count -= 1
 
 
@@ -174,7 +174,7 @@ def build_promoter(shards: GenomeShards, gtf: Path, out: Path, upstream: int = 2
         start = position - upstream if strand == "+" else position - downstream
         sequence = windows.window(contig, start, length, strand)
         if sequence is not None:
-            windows.add(chrom, sequence, "1")
+            windows.add(contig, sequence, "1")
             positives += 1
     random_negatives(windows, positives, length, {c: np.sort(p) for c, p in avoid.items()}, 1000)
     return {"tss": len(tss), **windows.write(out)}
@@ -200,7 +200,7 @@ def build_splice(shards: GenomeShards, gtf: Path, out: Path, window: int = 400,
         avoid.setdefault(contig, []).append(boundary)
         sequence = windows.window(contig, boundary - window // 2, window, strand)
         if sequence is not None:
-            windows.add(chrom, sequence, label)
+            windows.add(contig, sequence, label)
             counts[label] += 1
     random_negatives(windows, max(counts.values()), window, {c: np.sort(p) for c, p in avoid.items()}, window)
     return {"donors": counts["1"], "acceptors": counts["2"], **windows.write(out)}

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dnabert.data.windows import random_starts
 from dnabert.errors import DnabertError
 from dnabert.genome.shards import GenomeShards
-from dnabert.tokenization import AMBIGUOUS, codes_to_text
-
-COMPLEMENT = str.maketrans("ACGT", "TGCA")
+from dnabert.tokenization import AMBIGUOUS, codes_to_text, reverse_complement_text
 
 
 @dataclass
@@ -34,14 +33,13 @@ def sample_site(probabilities: np.ndarray, rng: np.random.Generator) -> str:
 
 def background_windows(shards: GenomeShards, count: int, length: int, rng: np.random.Generator) -> list[str]:
     """`count` random windows of `length` nt without N, drawn from contigs in proportion to their length."""
-    lengths = shards.lengths.astype(np.float64)
-    usable = np.maximum(lengths - length, 0)
+    usable = np.maximum(shards.lengths - length, 0)
     if not usable.any():
         raise DnabertError(f"{shards.directory}: no contig is longer than {length} nt")
     windows: list[str] = []
+    starts = random_starts(shards.lengths, usable, length, rng)
     while len(windows) < count:
-        contig = int(rng.choice(len(lengths), p=usable / usable.sum()))
-        start = int(rng.integers(0, usable[contig]))
+        contig, start = next(starts)
         codes = shards.fetch(contig, start, start + length)
         if not (codes == AMBIGUOUS).any():
             windows.append(codes_to_text(codes))
@@ -51,7 +49,7 @@ def background_windows(shards: GenomeShards, count: int, length: int, rng: np.ra
 def plant(background: str, site: str, rng: np.random.Generator, margin: int = 0) -> tuple[str, int, str]:
     """`background` with `site` (or its reverse complement, at random) written over a random position."""
     strand = "+" if rng.random() < 0.5 else "-"
-    text = site if strand == "+" else site.translate(COMPLEMENT)[::-1]
+    text = site if strand == "+" else reverse_complement_text(site)
     start = int(rng.integers(margin, len(background) - len(text) - margin + 1))
     return background[:start] + text + background[start + len(text):], start, strand
 

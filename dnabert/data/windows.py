@@ -11,6 +11,7 @@ would have seen.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,15 @@ def holdout_regions(
         return Regions(all_contigs[mask], zeros[mask], lengths[mask])
 
     return regions(~held), regions(held)
+
+
+def random_starts(lengths: np.ndarray, weights: np.ndarray, length: int,
+                  rng: np.random.Generator) -> Iterator[tuple[int, int]]:
+    """Endless random (contig, start) of `length`-nt windows: contigs in proportion to `weights`, starts uniform."""
+    probabilities = weights / weights.sum()
+    while True:
+        contig = int(rng.choice(len(lengths), p=probabilities))
+        yield contig, int(rng.integers(0, max(1, lengths[contig] - length)))
 
 
 class WindowSampler:

@@ -160,11 +160,23 @@ class GenomeShards:
         """Contig lengths (int64) in file order."""
         return np.array([c.length for c in self.contigs], dtype=np.int64)
 
-    def index_of(self, name: str) -> int:
-        """Position of a contig by name."""
+    @cached_property
+    def _indices(self) -> dict[str, int]:
+        """Contig name -> index, also under the name with 'chr' added or removed; exact names win over aliases."""
+        aliases: dict[str, int] = {}
         for i, contig in enumerate(self.contigs):
-            if contig.name == name:
-                return i
+            aliases.setdefault(contig.name[3:] if contig.name.startswith("chr") else f"chr{contig.name}", i)
+        return aliases | {contig.name: i for i, contig in enumerate(self.contigs)}
+
+    def find_contig(self, name: str) -> int | None:
+        """Index of a contig by name, accepting '22' for 'chr22' and back (an exact name wins); None if absent."""
+        return self._indices.get(name)
+
+    def index_of(self, name: str) -> int:
+        """Index of a contig by name (as `find_contig`); a user error listing the genome's contigs if absent."""
+        index = self.find_contig(name)
+        if index is not None:
+            return index
         names = [contig.name for contig in self.contigs]
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise DnabertError(f"{self.directory}: no contig named '{name}' (the genome has {shown}); check the "

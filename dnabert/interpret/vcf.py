@@ -26,17 +26,6 @@ def vcf_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DnabertError(f"{path}: the gzip stream is corrupt or truncated") from None
 
 
-def contig_lookup(shards: GenomeShards) -> dict[str, int]:
-    """Contig name -> index, also under the name with 'chr' added or removed (VCF '22' vs genome 'chr22')."""
-    lookup = {}
-    for i, contig in enumerate(shards.contigs):
-        alias = contig.name[3:] if contig.name.startswith("chr") else f"chr{contig.name}"
-        lookup.setdefault(alias, i)
-    for i, contig in enumerate(shards.contigs):
-        lookup[contig.name] = i
-    return lookup
-
-
 def allele_problem(allele: str) -> tuple[str, str] | None:
     """(status, reason) when an ALT allele cannot be scored."""
     if allele in (".", "*"):
@@ -64,7 +53,6 @@ def read_vcf(path: str | Path, shards: GenomeShards, window: int) -> list[Varian
     """One Variant per ALT allele of every VCF record (multi-allelic records are split), with genome windows;
     REF is checked against the genome, and skipped records carry a status and note."""
     path = Path(path)
-    lookup = contig_lookup(shards)
     variants = []
     for number, line in vcf_lines(path):
         if not line or line.startswith("#"):
@@ -85,10 +73,10 @@ def read_vcf(path: str | Path, shards: GenomeShards, window: int) -> list[Varian
         for alternative in alternatives.upper().split(","):
             label = identifier if identifier not in ("", ".") else f"{chrom}:{position}"
             variant = Variant(f"{label}:{reference}>{alternative}", chrom, start, end, reference, alternative)
-            variant.status, variant.note = _check(variant, lookup, shards, window, where) or (SCORED, "")
+            variant.status, variant.note = _check(variant, shards, window, where) or (SCORED, "")
             if variant.status == SCORED:
                 variant.reference_window, variant.alternative_window = genome_window(
-                    shards, lookup[chrom], start, end, alternative, window)
+                    shards, shards.find_contig(chrom), start, end, alternative, window)
                 variant.note = "" if len(reference) == len(alternative) else "indel"
             variants.append(variant)
     if not variants:
@@ -96,8 +84,7 @@ def read_vcf(path: str | Path, shards: GenomeShards, window: int) -> list[Varian
     return variants
 
 
-def _check(variant: Variant, lookup: dict[str, int], shards: GenomeShards, window: int,
-           where: str) -> tuple[str, str] | None:
+def _check(variant: Variant, shards: GenomeShards, window: int, where: str) -> tuple[str, str] | None:
     """(status, note) when a split VCF record cannot be scored, else None."""
     problem = allele_problem(variant.alternative)
     if problem:
@@ -109,9 +96,9 @@ def _check(variant: Variant, lookup: dict[str, int], shards: GenomeShards, windo
     if max(len(variant.reference), len(variant.alternative)) >= window:
         return "too_long", (f"{where}: alleles of {len(variant.reference)} and {len(variant.alternative)} nt "
                             f"do not fit --window {window}")
-    if variant.locus not in lookup:
+    contig = shards.find_contig(variant.locus)
+    if contig is None:
         return "unknown_chrom", f"{where}: chromosome {variant.locus!r} is not in the genome"
-    contig = lookup[variant.locus]
     length = int(shards.lengths[contig])
     if variant.end > length:
         return "out_of_range", f"{where}: {variant.locus}:{variant.start + 1} is past the contig end ({length:,} nt)"
