@@ -31,7 +31,8 @@ def train(cfg: DictConfig) -> float | None:
         raise unreadable(Path(trainer.ckpt_path), error) from None
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     if cfg.data.get("test"):
-        results = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
+        # the best checkpoint's weights (debug=fast_dev_run writes none: the weights as they are)
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=None if trainer.fast_dev_run else "best")[0]
         if trainer.is_global_zero:
             write_json_atomic(output / "test_metrics.json", {name: float(v) for name, v in results.items()})
     if trainer.is_global_zero:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,12 @@ from dnabert.config import register_resolvers
 from tests.conftest import ROOT, shared_path, train
 
 register_resolvers()
-GROUPS = {group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
-          for group in ("model", "task", "data", "trainer", "logger", "callbacks", "experiment")}
+CONF = ROOT / "conf"
+GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+          for group in ("model", "task", "task/masking", "data", "trainer", "logger", "callbacks", "experiment",
+                        "finetune", "hparams_search", "debug")}
+GROUPS["benchmark"] = sorted(f"{p.parent.name}/{p.stem}" for p in (CONF / "benchmark").glob("*/[!_]*.yaml"))
+DATA = ROOT / "tests" / "data"
 
 
 def composed(overrides: list[str]):
@@ -23,9 +29,20 @@ def composed(overrides: list[str]):
                        return_hydra_config=False)
 
 
+def test_every_config_file_is_a_choice_here():
+    """A new config group or file cannot escape the composition test below."""
+    files = {str(p.relative_to(CONF).with_suffix("")) for p in CONF.rglob("*.yaml")}
+    covered = {f"{group}/{choice}" for group, choices in GROUPS.items() for choice in choices}
+    other = {f for f in files if f == "train" or f.startswith(("paths/", "hydra/")) or f.endswith("/_suite")}
+    assert files - other == covered
+
+
 @pytest.mark.parametrize("group,choice", [(g, c) for g, choices in GROUPS.items() for c in choices])
 def test_every_choice_composes(group, choice):
-    cfg = composed([f"{group}={choice}"])
+    overrides = [f"{group}={choice}"]
+    if group == "finetune":
+        overrides.insert(0, "task=classify")
+    cfg = composed(overrides)
     if cfg.data._target_.endswith("LabelledDataModule"):
         cfg.data.train = "train.tsv"
         if OmegaConf.is_missing(cfg.data, "label_columns"):
@@ -43,7 +60,6 @@ def test_every_choice_composes(group, choice):
 
 @pytest.mark.parametrize("k", [3, 4, 5, 6])
 def test_paper_models_match_the_original_configs(k):
-    import json
 
     original = json.loads(shared_path(f"reference/dnabert-original-config/bert-config-{k}/config.json").read_text())
     config = instantiate(composed([f"model=dnabert{k}"]).model.config)
@@ -73,3 +89,33 @@ def test_fine_tuning_dropout_follows_the_model_config():
     assert composed(["task=splice"]).task.hidden_dropout_prob == 0.1
     tuned = composed(["task=splice", "task.hidden_dropout_prob=0.2"]).task
     assert instantiate(tuned).config.hidden_dropout_prob == 0.2
+
+
+@pytest.mark.parametrize("experiment", GROUPS["experiment"])
+def test_every_experiment_runs_one_batch_of_each_split(experiment, tmp_path):
+    """`debug=fast_dev_run` on every experiment preset (its model, masking, schedule, callbacks) on real sequence,
+    on this machine's one CPU device instead of the preset's GPUs."""
+    overrides = [f"experiment={experiment}", "debug=fast_dev_run", f"data.genome={DATA / 'hg19_chr22_300kb.fa.gz'}",
+                 "data.batch_size=2", "data.max_tokens=64", "data.val_windows=4", f"paths.output_dir={tmp_path / 'run'}",
+                 "trainer.accelerator=cpu", "trainer.devices=1", "++trainer.strategy=auto"]
+    if "linear_probe" in composed([f"experiment={experiment}"]).get("callbacks", {}):
+        overrides.append(f"callbacks.linear_probe.train={DATA / 'promoter_dm3_600.tsv'}")
+    result = train(overrides, tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0 < metrics["train/loss"] < 20 and "val/loss" in metrics
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("debug", ["limit", "overfit"])
+def test_debug_runs_train_for_real(debug, tmp_path):
+    """debug=limit takes its 20 steps and validates; debug=overfit drives the loss on its two batches down."""
+    result = train([f"debug={debug}", f"data.genome={DATA / 'hg19_chr22_300kb.fa.gz'}", "data.max_tokens=64",
+                    "data.val_windows=8", f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "run" / "csv" / "version_0" / "metrics.csv")))
+    losses = [float(row["train/loss"]) for row in rows if row.get("train/loss")]
+    assert max(int(row["step"]) for row in rows) == (19 if debug == "limit" else 199)
+    assert any(row.get("val/loss") for row in rows)
+    if debug == "overfit":
+        assert losses[-1] < losses[0] - 1.5
