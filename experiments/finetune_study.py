@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from dnabert.data.finetuning import natural_order  # noqa: E402
 from dnabert.data.labelled import LabelledRows, encode_labels, read_labelled  # noqa: E402
 from dnabert.models.inference import load_ensemble, output_names, predict  # noqa: E402
-from dnabert.models.metrics import metric_inputs, task_metrics  # noqa: E402
+from dnabert.models.metrics import task_metrics  # noqa: E402
+from dnabert.problems import metric_inputs  # noqa: E402
 from dnabert.tokenization import CODE_TABLE, NUM_SPECIAL, batch_kmer_ids, vocab_size  # noqa: E402
 
 METRICS = ("accuracy", "f1", "mcc", "auroc")

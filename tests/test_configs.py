@@ -96,8 +96,9 @@ def test_every_experiment_runs_one_batch_of_each_split(experiment, tmp_path):
     """`debug=fast_dev_run` on every experiment preset (its model, masking, schedule, callbacks) on real sequence,
     on this machine's one CPU device instead of the preset's GPUs."""
     overrides = [f"experiment={experiment}", "debug=fast_dev_run", f"data.genome={DATA / 'hg19_chr22_300kb.fa.gz'}",
-                 "data.batch_size=2", "data.max_tokens=64", "data.val_windows=4", f"paths.output_dir={tmp_path / 'run'}",
-                 "trainer.accelerator=cpu", "trainer.devices=1", "++trainer.strategy=auto"]
+                 "data.batch_size=2", "data.max_tokens=64", "data.val_windows=4",
+                 f"paths.output_dir={tmp_path / 'run'}", "trainer.accelerator=cpu", "trainer.devices=1",
+                 "++trainer.strategy=auto"]
     if "linear_probe" in composed([f"experiment={experiment}"]).get("callbacks", {}):
         overrides.append(f"callbacks.linear_probe.train={DATA / 'promoter_dm3_600.tsv'}")
     result = train(overrides, tmp_path, timeout=900)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dnabert.models.metrics import metric_inputs, task_metrics
+from dnabert.models.metrics import task_metrics
+from dnabert.problems import metric_inputs
 
 
 def test_binary_metrics_from_class_one_probability():

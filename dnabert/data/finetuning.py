@@ -13,9 +13,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from dnabert.data.labelled import TASK_TYPES, LabelledRows, check_lengths, encode_labels, read_labelled
+from dnabert.data.labelled import LabelledRows, check_lengths, encode_labels, read_labelled
 from dnabert.data.overlap import grouped_holdout, overlap_groups
 from dnabert.errors import DnabertError
+from dnabert.problems import PROBLEMS, TASK_TYPES
 from dnabert.tokenization import batch_kmer_ids, check_k
 
 FRACTION_STREAM = 1
@@ -37,8 +38,7 @@ class LabelInfo:
     @property
     def problem_type(self) -> str:
         """`transformers`' name for the loss to use."""
-        return {"classification": "single_label_classification", "multilabel": "multi_label_classification",
-                "regression": "regression"}[self.task_type]
+        return PROBLEMS[self.task_type].problem_type
 
 
 class LabelledSplit(Dataset):

@@ -17,7 +17,6 @@ from dnabert.errors import DnabertError
 from dnabert.genome.readers import GZIP_MAGIC, Contig, genome_format, read_genome
 from dnabert.tokenization import codes_to_text, nucleotide_codes
 
-TASK_TYPES = ("classification", "multilabel", "regression")
 
 
 @dataclass

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from dnabert.errors import DnabertError
 from dnabert.interpret.nucleotides import nucleotide_rows
-from dnabert.models.inference import encode_batch, output_values
+from dnabert.models.inference import encode_batch
+from dnabert.problems import output_values
 from dnabert.tokenization import batch_kmer_ids
 
 

@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 
 from dnabert.errors import DnabertError
 from dnabert.interpret.nucleotides import nucleotide_rows
-from dnabert.models.inference import encode_batch, output_values
+from dnabert.models.inference import encode_batch
 from dnabert.models.long_sequence import DNABertLongConfig
+from dnabert.problems import output_values
 from dnabert.tokenization import CLS_ID, PAD_ID, SEP_ID
 
 

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sys
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
 
 from dnabert.errors import DnabertError
-from dnabert.models.checkpoints import RANDOM, build_model, config_from_dict, initial_config
+from dnabert.models.checkpoints import (
+    RANDOM,
+    build_model,
+    config_from_dict,
+    initial_config,
+)
 from dnabert.models.linear_probe import PENALTIES, LinearProbe
-from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
-from dnabert.models.metrics import metric_inputs, task_metrics
+from dnabert.models.long_sequence import (
+    BertForLongSequenceClassification,
+    DNABertLongConfig,
+)
+from dnabert.models.metrics import task_metrics
 from dnabert.models.module import DnabertModule
 from dnabert.models.parameter_efficient import full
+from dnabert.problems import metric_inputs
 
 STAGES = ("val", "test")
 

@@ -13,6 +13,7 @@ from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import build_model, initial_config
 from dnabert.models.linear_probe import BertForProbeClassification, DNABertProbeConfig
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
+from dnabert.problems import output_values
 from dnabert.tokenization import EncodedBatch, batch_kmer_ids, codes_to_text, reverse_complement_text
 
 CLASSIFIERS = ((DNABertLongConfig, BertForLongSequenceClassification), (DNABertProbeConfig, BertForProbeClassification))
@@ -44,16 +45,6 @@ def encode_batch(model, sequences: list[str], max_tokens: int = 512) -> tuple[En
     if long:
         inputs["chunk_owner"] = torch.from_numpy(encoded.sequence_index)
     return encoded, inputs
-
-
-def output_values(logits: torch.Tensor, problem_type: str) -> torch.Tensor:
-    """Softmax probabilities, sigmoid probabilities or raw values, as the problem type asks."""
-    logits = logits.float()
-    if problem_type == "single_label_classification":
-        return logits.softmax(-1)
-    if problem_type == "multi_label_classification":
-        return logits.sigmoid()
-    return logits
 
 
 def prediction_lines(model, names: list[str], values: np.ndarray) -> list[str]:

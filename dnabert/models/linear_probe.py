@@ -14,13 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertModel, BertPreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertModel,
+    BertPreTrainedModel,
+)
+from transformers.loss.loss_utils import ForSequenceClassificationLoss
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from dnabert.data.finetuning import LabelledSplit
 from dnabert.errors import DnabertError
-from dnabert.models.long_sequence import classification_loss
-from dnabert.models.metrics import metric_inputs, task_metrics
+from dnabert.models.metrics import task_metrics
+from dnabert.problems import metric_inputs
 from dnabert.tokenization import NUM_SPECIAL, UNK_ID, batch_kmer_ids
 
 PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -177,7 +184,7 @@ class BertForProbeClassification(BertPreTrainedModel):
                 **kwargs) -> SequenceClassifierOutput:
         standardised = (self.features(input_ids, attention_mask) - self.feature_mean) / self.feature_scale
         logits = self.classifier(standardised)
-        loss = None if labels is None else classification_loss(self.config.problem_type, logits, labels)
+        loss = None if labels is None else ForSequenceClassificationLoss(labels, logits, self.config)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 

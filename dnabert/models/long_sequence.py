@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertModel, BertPreTrainedModel
+from transformers.loss.loss_utils import ForSequenceClassificationLoss
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from dnabert.errors import DnabertError
@@ -31,15 +32,6 @@ class DNABertLongConfig(BertConfig):
             raise DnabertError(f"chunk_aggregation={chunk_aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
         self.chunk_aggregation = chunk_aggregation
         self.max_chunks = max_chunks
-
-
-def classification_loss(problem_type: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The loss `transformers` uses for each problem type."""
-    if problem_type == "regression":
-        return nn.functional.mse_loss(logits.squeeze(-1) if labels.dim() == 1 else logits, labels.float())
-    if problem_type == "multi_label_classification":
-        return nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
-    return nn.functional.cross_entropy(logits, labels.view(-1))
 
 
 class BertForLongSequenceClassification(BertPreTrainedModel):
@@ -92,7 +84,7 @@ class BertForLongSequenceClassification(BertPreTrainedModel):
         chunks[chunk_owner, within] = pooled
         present = torch.arange(width, device=pooled.device)[None, :] < counts[:, None]
         logits = self.classifier(self.dropout(self.aggregate(chunks, present)))
-        loss = None if labels is None else classification_loss(self.config.problem_type, logits, labels)
+        loss = None if labels is None else ForSequenceClassificationLoss(labels, logits, self.config)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 

@@ -56,13 +56,3 @@ def task_metrics(task_type: str, num_labels: int) -> MetricCollection:
         "mcc": MatthewsCorrCoef(**args), "auroc": AUROC(**args, average="macro"),
         "auprc": AveragePrecision(**args, average="macro"),
     })
-
-
-def metric_inputs(task_type: str, logits: torch.Tensor) -> torch.Tensor:
-    """What the metrics take: P(class 1) for binary, class probabilities, sigmoid scores, or raw values."""
-    if task_type == "regression":
-        return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
-    if task_type == "multilabel":
-        return logits.sigmoid()
-    probabilities = logits.softmax(-1)
-    return probabilities[:, 1] if probabilities.shape[-1] == 2 else probabilities

@@ -228,7 +228,8 @@ def four_mer_probe(task: str, seed: int) -> dict:
     import torch
 
     from dnabert.models.linear_probe import LinearProbe
-    from dnabert.models.metrics import metric_inputs, task_metrics
+    from dnabert.models.metrics import task_metrics
+    from dnabert.problems import metric_inputs
     from experiments.finetune_study import kmer_counts
 
     data = probe_data(task, seed)
