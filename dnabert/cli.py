@@ -156,7 +156,7 @@ def _output_column(model, label: str | None, option: str) -> tuple[str, int]:
 
 
 def _motifs(args: argparse.Namespace) -> None:
-    from dnabert.data.labelled import read_labelled
+    from dnabert.data.labelled_layouts import read_labelled
     from dnabert.interpret.motif_outputs import run_motifs
     from dnabert.interpret.motifs import MotifConfig
     from dnabert.models.inference import load_classifier, output_names

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dnabert.data.finetuning import natural_order  # noqa: E402
-from dnabert.data.labelled import LabelledRows, encode_labels, read_labelled  # noqa: E402
+from dnabert.data.labelled import LabelledRows, encode_labels  # noqa: E402
+from dnabert.data.labelled_layouts import read_labelled  # noqa: E402
 from dnabert.models.inference import load_ensemble, output_names, predict  # noqa: E402
 from dnabert.models.metrics import task_metrics  # noqa: E402
 from dnabert.problems import metric_inputs  # noqa: E402

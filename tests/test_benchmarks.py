@@ -12,7 +12,7 @@ import pytest
 
 from dnabert.cli import main as dnabert_main
 from dnabert.data.finetuning import LabelledDataModule
-from dnabert.data.labelled import read_labelled
+from dnabert.data.labelled_layouts import read_labelled
 from tests.conftest import shared_path
 
 TASKS = {"gue": "prom_300_all", "genomic_benchmarks": "human_nontata_promoters", "nt": "splice_sites_all"}

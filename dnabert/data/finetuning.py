@@ -13,7 +13,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from dnabert.data.labelled import LabelledRows, check_lengths, encode_labels, read_labelled
+from dnabert.data.labelled import LabelledRows, check_lengths, encode_labels
+from dnabert.data.labelled_layouts import read_labelled
 from dnabert.data.overlap import grouped_holdout, overlap_groups
 from dnabert.errors import DnabertError
 from dnabert.problems import PROBLEMS, TASK_TYPES

@@ -100,28 +100,6 @@ def check_lengths(sequences: list[str], places: list[str], k: int) -> None:
             raise DnabertError(f"{place}: sequence of {len(sequence)} nt is shorter than k={k}; remove it")
 
 
-def read_labelled(
-    path: str | Path,
-    sequence_column: str = "sequence",
-    label_columns: list[str] | None = None,
-    name_column: str = "name",
-    require_labels: bool = True,
-    labels: str | Path | None = None,
-) -> LabelledRows:
-    """Read a labelled set: a TSV/CSV table, a FASTA file (labels in `labels`, a table with a `name` column, or
-    in the headers' last `|` field), or a directory with one folder of sequence files per class."""
-    from dnabert.data.labelled_layouts import read_class_folders, read_labelled_fasta  # they build on this module
-
-    path = Path(path)
-    if path.is_dir():
-        return read_class_folders(path)
-    if not path.is_file():
-        raise DnabertError(f"{path}: labelled file not found")
-    if is_fasta(path):
-        return read_labelled_fasta(path, Path(labels) if labels else None, label_columns)
-    return read_table(path, sequence_column, label_columns, name_column, require_labels)
-
-
 def read_table(
     path: Path,
     sequence_column: str = "sequence",
@@ -229,7 +207,7 @@ def read_sequences(path: str | Path, sequence_column: str = "sequence",
     if not path.is_file():
         raise DnabertError(f"{path}: input file not found")
     if not is_fasta(path):
-        rows = read_labelled(path, sequence_column=sequence_column, require_labels=False)
+        rows = read_table(path, sequence_column=sequence_column, require_labels=False)
         check_lengths(rows.sequences, rows.places, min_length)
         return rows.names, rows.sequences
     records = fasta_records(path)

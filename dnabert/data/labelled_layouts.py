@@ -1,11 +1,11 @@
-"""Labelled sets in layouts other than one table: FASTA (labels in the headers or in a label table) and one
-folder per class (GenomicBenchmarks). Each reader returns the same `LabelledRows` as a TSV/CSV does."""
+"""Reading a labelled set in any layout (`read_labelled`): a TSV/CSV table, FASTA (labels in the headers or in a
+label table) or one folder per class (GenomicBenchmarks). Each reader returns the same `LabelledRows`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dnabert.data.labelled import LabelledRows, fasta_records, read_table
+from dnabert.data.labelled import LabelledRows, fasta_records, is_fasta, read_table
 from dnabert.errors import DnabertError
 from dnabert.tokenization import nucleotide_codes
 
@@ -72,3 +72,23 @@ def read_class_folders(path: Path) -> LabelledRows:
             rows.names.append(f"{folder.name}/{file.stem}")
             rows.sources.append(file)
     return rows
+
+
+def read_labelled(
+    path: str | Path,
+    sequence_column: str = "sequence",
+    label_columns: list[str] | None = None,
+    name_column: str = "name",
+    require_labels: bool = True,
+    labels: str | Path | None = None,
+) -> LabelledRows:
+    """Read a labelled set: a TSV/CSV table, a FASTA file (labels in `labels`, a table with a `name` column, or
+    in the headers' last `|` field), or a directory with one folder of sequence files per class."""
+    path = Path(path)
+    if path.is_dir():
+        return read_class_folders(path)
+    if not path.is_file():
+        raise DnabertError(f"{path}: labelled file not found")
+    if is_fasta(path):
+        return read_labelled_fasta(path, Path(labels) if labels else None, label_columns)
+    return read_table(path, sequence_column, label_columns, name_column, require_labels)
