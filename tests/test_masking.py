@@ -151,3 +151,17 @@ def test_corrupted_tokens_decide_what_is_hidden():
 def test_bad_strategy_settings_are_user_errors(make):
     with pytest.raises(DnabertError, match="task.masking"):
         make()
+
+
+@pytest.mark.parametrize("k", [3, 6])
+def test_spans_longer_than_the_window_mask_only_inside_it(k):
+    """A window of 5 k-mers under spans of up to 12 hidden nucleotides (RandomMask late in training): the span's
+    reach past both ends is cut, nothing else changes (it once failed with a shape error)."""
+    ids, noise = batch(k, [k + 4] * 64 + [515] * 4, seed=3)
+    short = ids[:64, :7]  # the short windows alone: [CLS] + 5 k-mers + [SEP]
+    wide = RandomMask(k, vocab_size(k), [[0, 0.5]], [[0, 12]])
+    for inputs, draws in ((short, noise[:64, : short.shape[1]]), (ids, noise)):
+        corrupted, labels = wide(inputs, draws, 0)
+        masked = labels != IGNORE_INDEX
+        assert masked.any() and not (masked & (inputs < NUM_SPECIAL)).any()
+        assert torch.equal(corrupted[~masked], inputs[~masked])

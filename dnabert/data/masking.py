@@ -123,6 +123,8 @@ class SpanMasking:
         width = input_ids.shape[1]
         longest = high + self.k - 1
         for offset in range(-((longest - 1) // 2), longest - (longest - 1) // 2):
+            if abs(offset) >= width:  # a span longer than the window: the part past its ends masks nothing
+                continue
             reach = centres & (left >= -offset) & (right >= offset)
             if offset >= 0:
                 masked[:, offset:] |= reach[:, : width - offset]
