@@ -40,6 +40,8 @@ PARALLEL = [STUDY["parallel"]]
 """Runs at a time (`--parallel` changes it for this call; every run has its own threads, so results do not move)."""
 TASKS: list[str] = []
 """Fine-tune on these tasks only (`--task`; all of study.yaml's when empty)."""
+ROWS: list[str] = []
+"""Fine-tune at these row counts only (`--rows`; all when empty): the rest wait for a later call."""
 STAGES = ("pretrain", "hidden", "curves", "probes", "finetune", "report")
 
 
@@ -291,6 +293,11 @@ def chosen_strategy(probe_results: dict, corpus: str) -> str:
     return max(scores, key=scores.get)
 
 
+def row_order(task: str, rows: str) -> int:
+    """Position of a recorded row count in study.yaml's list for the task (the report's order)."""
+    return [str(count) for count in STUDY["finetune"]["rows"][task]].index(rows)
+
+
 def fraction(task: str, rows: int | str) -> float:
     """data.train_fraction giving `rows` training-file rows ('all': every row)."""
     if rows == "all":
@@ -309,7 +316,7 @@ def finetune(probe_results: dict) -> dict:
     for task in tasks:
         corpus = settings["corpus"][task]
         best = chosen_strategy(probe_results, corpus) if corpus in ready() else None
-        for rows in settings["rows"][task]:
+        for rows in [rows for rows in settings["rows"][task] if not ROWS or str(rows) in ROWS]:
             every = task in settings["strategies_for"] and rows != "all" and rows <= settings["every_strategy_up_to"]
             strategies = finished(corpus) if every else [best] if best else []
             names = {"random": "random", **{f"{corpus}-{s}": str(final_checkpoint(corpus, s)) for s in strategies}}
@@ -321,7 +328,7 @@ def finetune(probe_results: dict) -> dict:
                     keys.append((task, str(rows), name))
     old = settings["old_defaults"]
     for task in [task for task in old["tasks"] if task in tasks]:
-        for rows in old["rows"]:
+        for rows in [rows for rows in old["rows"] if not ROWS or str(rows) in ROWS]:
             for seed in SEEDS:
                 out = RESULTS / "finetune" / task / f"rows{rows}-random-old-defaults-seed{seed}"
                 overrides = [*task_overrides(task, "random", seed), f"data.train_fraction={fraction(task, rows)}",
@@ -329,11 +336,13 @@ def finetune(probe_results: dict) -> dict:
                 jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
                 keys.append((task, str(rows), "random, old defaults"))
     path = RECORD / "finetune.json"
-    results = {task: runs for task, runs in (json.loads(path.read_text()) if path.exists() else {}).items()
-               if task not in tasks}
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for task, rows in {(task, rows) for task, rows, _ in keys}:  # what this call runs replaces what was recorded
+        results.get(task, {}).pop(rows, None)
     for (task, rows, name), result in zip(keys, in_parallel(jobs)):
         results.setdefault(task, {}).setdefault(rows, {}).setdefault(name, []).append(result)
-    write_json(path, results)
+    write_json(path, {task: dict(sorted(by_rows.items(), key=lambda item: row_order(task, item[0])))
+                      for task, by_rows in results.items()})
     return results
 
 
@@ -348,10 +357,12 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, help=f"runs at a time (study.yaml: {STUDY['parallel']})")
     parser.add_argument("--task", choices=list(STUDY["finetune"]["rows"]), action="append",
                         help="fine-tune on this task only (repeatable; the finetune stage records the tasks it ran)")
+    parser.add_argument("--rows", action="append", help="fine-tune at this row count only (repeatable: 100, all, ...)")
     args = parser.parse_args()
     stages = args.only or STAGES
     PARALLEL[0] = args.parallel or PARALLEL[0]
     TASKS.extend(args.task or [])
+    ROWS.extend(args.rows or [])
     if "pretrain" in stages:
         pretrain()
     if "hidden" in stages:
