@@ -128,6 +128,11 @@ def finished(corpus: str) -> list[str]:
     return [strategy for strategy in STUDY["strategies"] if pretrained(corpus, strategy)]
 
 
+def started() -> list[str]:
+    """Corpora with at least one finished pretraining run."""
+    return [corpus for corpus in STUDY["corpora"] if finished(corpus)]
+
+
 def ready() -> list[str]:
     """Corpora whose every pretraining run has finished (needed to choose a strategy by validation)."""
     return [corpus for corpus in STUDY["corpora"] if finished(corpus) == STUDY["strategies"]]
@@ -148,11 +153,8 @@ def hidden() -> dict:
 
     from dnabert.models.hidden_nucleotides import LocalBaseline
 
-    path = RECORD / "hidden.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    for corpus in STUDY["corpora"]:
-        if not finished(corpus):
-            continue
+    path, results = recorded("hidden")
+    for corpus in started():
         spec = STUDY["corpora"][corpus]
         baseline = None
         for name, init in inits(corpus).items():
@@ -196,11 +198,8 @@ def curves() -> dict:
     from dnabert.models.embedding import load_encoder
     from dnabert.models.linear_probe import probe_scores
 
-    path = RECORD / "curves.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    for corpus in STUDY["corpora"]:
-        if not finished(corpus):
-            continue
+    path, results = recorded("curves")
+    for corpus in started():
         data = probe_data(STUDY["corpora"][corpus]["home"], seed=SEEDS[0])
         data.use_k(6)
         for strategy in finished(corpus):
@@ -335,8 +334,7 @@ def finetune(probe_results: dict) -> dict:
                              *old["overrides"]]
                 jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
                 keys.append((task, str(rows), "random, old defaults"))
-    path = RECORD / "finetune.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
+    path, results = recorded("finetune")
     for task, rows in {(task, rows) for task, rows, _ in keys}:  # what this call runs replaces what was recorded
         results.get(task, {}).pop(rows, None)
     for (task, rows, name), result in zip(keys, in_parallel(jobs)):
@@ -344,6 +342,12 @@ def finetune(probe_results: dict) -> dict:
     write_json(path, {task: dict(sorted(by_rows.items(), key=lambda item: row_order(task, item[0])))
                       for task, by_rows in results.items()})
     return results
+
+
+def recorded(stage: str) -> tuple[Path, dict]:
+    """A stage's record file and what earlier calls wrote there (a call adds to it)."""
+    path = RECORD / f"{stage}.json"
+    return path, json.loads(path.read_text()) if path.exists() else {}
 
 
 def write_json(path: Path, value) -> None:
@@ -369,8 +373,7 @@ def main() -> None:
         hidden()
     if "curves" in stages:
         curves()
-    recorded = RECORD / "probes.json"
-    probe_results = probes() if "probes" in stages else json.loads(recorded.read_text()) if recorded.exists() else {}
+    probe_results = probes() if "probes" in stages else recorded("probes")[1]
     if "finetune" in stages:
         finetune(probe_results)
     if "report" in stages:
