@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dnabert.errors import DnabertError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -31,7 +33,12 @@ TASK_TYPES = tuple(PROBLEMS)
 
 def problem_of(problem_type: str) -> Problem:
     """The Problem of a model config's `problem_type`."""
-    return next(problem for problem in PROBLEMS.values() if problem.problem_type == problem_type)
+    for problem in PROBLEMS.values():
+        if problem.problem_type == problem_type:
+            return problem
+    known = ", ".join(problem.problem_type for problem in PROBLEMS.values())
+    raise DnabertError(f"the model's problem_type {problem_type!r} is none of dnabert's ({known}); "
+                       "fine-tune it with `train.py task=...`")
 
 
 def output_values(logits: torch.Tensor, problem_type: str) -> torch.Tensor:

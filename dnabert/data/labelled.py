@@ -18,7 +18,6 @@ from dnabert.genome.readers import GZIP_MAGIC, Contig, genome_format, read_genom
 from dnabert.tokenization import codes_to_text, nucleotide_codes
 
 
-
 @dataclass
 class LabelledRows:
     """Sequences of one split with their raw label strings and where each came from."""

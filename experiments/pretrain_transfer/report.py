@@ -192,8 +192,7 @@ def report(study: dict, record_dir: Path, results: Path) -> None:
     hidden, curves, probes, finetune = load("hidden"), load("curves"), load("probes"), load("finetune")
     pretraining = pretraining_record(study, results)
     from experiments.pretrain_transfer.run import chosen_strategy
-    chosen = {corpus: chosen_strategy(probes, corpus) for corpus, spec in study["corpora"].items()
-              if f"{corpus}-{study['strategies'][0]}" in probes.get(spec["home"], {})}
+    chosen = {corpus: strategy for corpus in study["corpora"] if (strategy := chosen_strategy(probes, corpus))}
     (record_dir / "pretraining.json").write_text(json.dumps(pretraining, indent=1) + "\n")
     sections = ["## Hidden bases of held-out sequence (goal a)", *hidden_table(study, hidden),
                 "", "## Frozen linear probes (goal b)", *probe_table(probes),

@@ -284,9 +284,12 @@ def probes() -> dict:
     return results
 
 
-def chosen_strategy(probe_results: dict, corpus: str) -> str:
-    """The corpus's strategy with the highest seed-averaged validation probe AUROC on its home task."""
+def chosen_strategy(probe_results: dict, corpus: str) -> str | None:
+    """The corpus's strategy with the highest seed-averaged validation probe AUROC on its home task (None until
+    every strategy has its probes)."""
     home = STUDY["corpora"][corpus]["home"]
+    if any(f"{corpus}-{s}" not in probe_results.get(home, {}) for s in STUDY["strategies"]):
+        return None
     scores = {s: np.mean([r["val"]["val/auroc"] for r in probe_results[home][f"{corpus}-{s}"]["runs"]])
               for s in STUDY["strategies"]}
     return max(scores, key=scores.get)
@@ -314,7 +317,7 @@ def finetune(probe_results: dict) -> dict:
     tasks = TASKS or list(settings["rows"])
     for task in tasks:
         corpus = settings["corpus"][task]
-        best = chosen_strategy(probe_results, corpus) if corpus in ready() else None
+        best = chosen_strategy(probe_results, corpus)
         for rows in [rows for rows in settings["rows"][task] if not ROWS or str(rows) in ROWS]:
             every = task in settings["strategies_for"] and rows != "all" and rows <= settings["every_strategy_up_to"]
             strategies = finished(corpus) if every else [best] if best else []
@@ -335,8 +338,8 @@ def finetune(probe_results: dict) -> dict:
                 jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
                 keys.append((task, str(rows), "random, old defaults"))
     path, results = recorded("finetune")
-    for task, rows in {(task, rows) for task, rows, _ in keys}:  # what this call runs replaces what was recorded
-        results.get(task, {}).pop(rows, None)
+    for task, rows, name in set(keys):  # what this call runs replaces what was recorded
+        results.get(task, {}).get(rows, {}).pop(name, None)
     for (task, rows, name), result in zip(keys, in_parallel(jobs)):
         results.setdefault(task, {}).setdefault(rows, {}).setdefault(name, []).append(result)
     write_json(path, {task: dict(sorted(by_rows.items(), key=lambda item: row_order(task, item[0])))
