@@ -139,7 +139,7 @@ def learning_curves(study: dict, finetune: dict, out: Path) -> None:
             ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=name)
         ax.set_xscale("log")
         ax.set_title(task)
-        ax.set_xlabel("labelled rows (the rightmost point: all)")
+        ax.set_xlabel("labelled training rows (log scale; 'all': every row of the file)")
         ax.set_ylabel("test AUROC")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -190,7 +190,9 @@ def report(study: dict, record_dir: Path, results: Path) -> None:
         return json.loads(path.read_text()) if path.exists() else {}
 
     hidden, curves, probes, finetune = load("hidden"), load("curves"), load("probes"), load("finetune")
-    pretraining = pretraining_record(study, results)
+    # the runs whose pretraining has finished (the curves stage probes exactly those)
+    pretraining = {key: rows for key, rows in pretraining_record(study, results).items()
+                   if any(name.startswith(key + "/") for name in curves)}
     from experiments.pretrain_transfer.run import chosen_strategy
     chosen = {corpus: strategy for corpus in study["corpora"] if (strategy := chosen_strategy(probes, corpus))}
     (record_dir / "pretraining.json").write_text(json.dumps(pretraining, indent=1) + "\n")
