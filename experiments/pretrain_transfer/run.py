@@ -311,7 +311,7 @@ def fraction(task: str, rows: int | str) -> float:
 
 def finetune(probe_results: dict) -> dict:
     """Every task x rows x init x seed through train.py with the task's preset defaults (random weights, and the
-    checkpoints whose pretraining has finished)."""
+    checkpoints whose pretraining has finished), then the declared levers (labelled as such)."""
     settings = STUDY["finetune"]
     jobs, keys = [], []
     tasks = TASKS or list(settings["rows"])
@@ -337,6 +337,20 @@ def finetune(probe_results: dict) -> dict:
                              *old["overrides"]]
                 jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
                 keys.append((task, str(rows), "random, old defaults"))
+    for lever, spec in settings.get("levers", {}).items():
+        for task in [task for task in spec["tasks"] if task in tasks]:
+            corpus = settings["corpus"][task]
+            strategy = chosen_strategy(probe_results, corpus) if spec["init"] == "chosen" else spec["init"]
+            if strategy is None:
+                continue
+            for rows in [rows for rows in spec["rows"] if not ROWS or str(rows) in ROWS]:
+                for seed in SEEDS:
+                    tag = f"rows{rows}-{corpus}-{strategy}-{lever.replace(' ', '')}-seed{seed}"
+                    out = RESULTS / "finetune" / task / tag
+                    overrides = [*task_overrides(task, str(final_checkpoint(corpus, strategy)), seed),
+                                 f"data.train_fraction={fraction(task, rows)}", *spec["overrides"]]
+                    jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
+                    keys.append((task, str(rows), f"{corpus}-{strategy}, lever: {lever}"))
     path, results = recorded("finetune")
     for task, rows, name in set(keys):  # what this call runs replaces what was recorded
         results.get(task, {}).get(rows, {}).pop(name, None)
