@@ -51,14 +51,25 @@ def checksum(path: str) -> str | None:
     return file_sha256(Path(path)) if Path(path).is_file() else None
 
 
+def portable(value: str) -> str:
+    """An override or path with this study's results folder named from the project root, wherever the checkout is
+    (train.py runs from the root), so that a recorded run is recognised in another checkout."""
+    marker = "experiments/pretrain_transfer/results/"
+    head, _, path = value.rpartition("=") if "=" in value else ("", "", value)
+    return (f"{head}=" if head else "") + (path[path.index(marker):] if marker in path else path)
+
+
 def run_train(out: Path, overrides: list[str]) -> dict:
     """`train.py overrides` into `out` (one thread), or the recorded result of the same command on the same data."""
     record_file = out / "study_run.json"
-    data = {o.split("=", 1)[1]: checksum(o.split("=", 1)[1]) for o in overrides
+    overrides = [portable(override) for override in overrides]
+    data = {o.split("=", 1)[1]: checksum(ROOT / o.split("=", 1)[1]) for o in overrides
             if o.split("=", 1)[0] in ("data.train", "data.test", "model.init") and "=" in o}
     key = {"overrides": overrides, "data": data, "threads": STUDY["threads"]}
     if record_file.exists() and (out / "test_metrics.json").exists():
         recorded = json.loads(record_file.read_text())
+        recorded["overrides"] = [portable(override) for override in recorded["overrides"]]
+        recorded["data"] = {portable(path): digest for path, digest in recorded["data"].items()}
         if {name: recorded[name] for name in key} == key:
             return recorded
     shutil.rmtree(out, ignore_errors=True)
