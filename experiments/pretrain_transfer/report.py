@@ -25,6 +25,11 @@ def mean_sd(values: list[float]) -> str:
     return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
 
 
+def metric_cells(runs: list[dict], metrics: list[str]) -> str:
+    """Table cells `mean ± sd` over runs, one per metric (`val/auroc`, `test/accuracy`, ...)."""
+    return " | ".join(mean_sd([run[metric.split("/")[0]][metric] for run in runs]) for metric in metrics)
+
+
 def pretraining_record(study: dict, results: Path) -> dict:
     """Per corpus and strategy: the validation rows of its run (step, loss, masked and hidden accuracy, baseline),
     the probe callback's rows where it ran, and the run's wall-clock minutes."""
@@ -65,9 +70,8 @@ def probe_table(probes: dict) -> list[str]:
         for name, entry in encoders.items():
             runs = entry["runs"]
             layers = entry.get("layers", "4-mer counts")
-            lines.append(f"| {task} | {name} | {layers} | {mean_sd([r['val']['val/auroc'] for r in runs])} | "
-                         f"{mean_sd([r['test']['test/auroc'] for r in runs])} | "
-                         f"{mean_sd([r['test']['test/accuracy'] for r in runs])} | {len(runs)} |")
+            cells = metric_cells(runs, ["val/auroc", "test/auroc", "test/accuracy"])
+            lines.append(f"| {task} | {name} | {layers} | {cells} | {len(runs)} |")
     return lines
 
 
@@ -78,10 +82,9 @@ def finetune_table(finetune: dict) -> list[str]:
         for rows, by_init in by_rows.items():
             for name, runs in by_init.items():
                 warned = sum(bool(r["warnings"]) for r in runs)
-                lines.append(f"| {task} | {rows} | {name} | {mean_sd([r['test']['test/auroc'] for r in runs])} | "
-                             f"{mean_sd([r['test']['test/accuracy'] for r in runs])} | "
-                             f"{mean_sd([r['test']['test/mcc'] for r in runs])} | "
-                             f"{np.mean([r['minutes'] for r in runs]):.1f} | {warned} of {len(runs)} |")
+                cells = metric_cells(runs, ["test/auroc", "test/accuracy", "test/mcc"])
+                lines.append(f"| {task} | {rows} | {name} | {cells} | {np.mean([r['minutes'] for r in runs]):.1f} | "
+                             f"{warned} of {len(runs)} |")
     return lines
 
 
