@@ -1,8 +1,9 @@
 """Benchmark suites (GUE, GenomicBenchmarks, Nucleotide Transformer tasks): every task of a suite over several
-seeds through the same training run as `python train.py benchmark=<suite>/<task>`, summarised in one table.
+seeds through the same training run as `python -m dnabert.train benchmark=<suite> benchmark.task=<task>`,
+summarised in one table.
 
-The tasks of a suite are the presets in `conf/benchmark/<suite>/`; each names its data files and the metric the
-suite reports. Finished runs (`test_metrics.json` beside a `config.yaml` equal to the new config) are reused, so
+A suite is one config, `conf/benchmark/<suite>.yaml`: its data layout, the metric it reports and its tasks (name:
+folder). Finished runs (`test_metrics.json` beside a `config.yaml` equal to the new config) are reused, so
 an interrupted suite continues where it stopped.
 """
 
@@ -13,16 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from dnabert.atomic import write_text_atomic
-from dnabert.config import BENCHMARK_SUITES, register_resolvers
+from dnabert.config import BENCHMARK_SUITES, CONF_DIR, composed
 from dnabert.errors import DnabertError, read_json
 from dnabert.provenance import resolved_config
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
 
 @dataclass
 class TaskResult:
@@ -45,20 +42,16 @@ class TaskResult:
 
 
 def suite_tasks(suite: str) -> list[str]:
-    """Task presets of a suite, in name order."""
-    folder = CONF / "benchmark" / suite
-    if not CONF.is_dir():
-        raise DnabertError(f"{CONF}: no Hydra configs there; `dnabert benchmark` runs from a dnabert checkout "
-                           "installed with pip install -e .")
-    if suite not in BENCHMARK_SUITES or not folder.is_dir():
+    """The tasks of a suite (`benchmark.tasks` of its config), in name order."""
+    if suite not in BENCHMARK_SUITES:
         raise DnabertError(f"unknown benchmark suite {suite!r}: use one of {', '.join(BENCHMARK_SUITES)}")
-    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
+    return sorted(OmegaConf.load(CONF_DIR / "benchmark" / f"{suite}.yaml").benchmark.tasks)
 
 
 def seed_configs(suite: str, task: str, init: str, seeds: list[int], out: Path, overrides: list[str]) -> dict:
-    """{seed: composed config} of one task, each what `train.py benchmark=<suite>/<task> model.init=INIT seed=S
-    paths.output_dir=OUT/<task>/seed<S> OVERRIDES` runs (inside `initialize_config_dir(CONF)`)."""
-    base = compose("train", overrides=[f"benchmark={suite}/{task}", f"model.init={init}", *overrides])
+    """{seed: composed config} of one task, each what `python -m dnabert.train benchmark=<suite> benchmark.task=<task>
+    model.init=INIT seed=S paths.output_dir=OUT/<task>/seed<S> OVERRIDES` runs."""
+    base = composed([f"benchmark={suite}", f"benchmark.task={task}", f"model.init={init}", *overrides])
     configs = {}
     for seed in seeds:
         configs[seed] = base.copy()
@@ -91,10 +84,8 @@ def run_suite(suite: str, init: str, seeds: list[int], out: Path, tasks: list[st
     unknown = [task for task in tasks or [] if task not in available]
     if unknown:
         raise DnabertError(f"{suite} has no task {unknown[0]!r}; its tasks: {', '.join(available)}")
-    register_resolvers()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        configs = {(task, seed): cfg for task in tasks or available
-                   for seed, cfg in seed_configs(suite, task, init, seeds, out, overrides or []).items()}
+    configs = {(task, seed): cfg for task in tasks or available
+               for seed, cfg in seed_configs(suite, task, init, seeds, out, overrides or []).items()}
     missing = sorted({task for (task, _), cfg in configs.items()
                       if not all(Path(cfg.data[split]).exists() for split in ("train", "test"))})
     if missing:  # before hours of training on the tasks that are there
@@ -102,7 +93,7 @@ def run_suite(suite: str, init: str, seeds: list[int], out: Path, tasks: list[st
         raise DnabertError(f"{first.data.train}: not found; no local copy of {len(missing)} {suite} task(s) "
                            f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}) under "
                            f"benchmark.root={first.benchmark.root}: download the suite "
-                           f"(conf/benchmark/{suite}/_suite.yaml says how), set --root, or choose --tasks")
+                           f"(dnabert/conf/benchmark/{suite}.yaml says how), set --root, or choose --tasks")
     results = []
     for task in tasks or available:
         result = None

@@ -132,16 +132,16 @@ class StepSeed(Callback):
 
 
 class DataSizeSchedule(Callback):
-    """A fine-tuning schedule that follows the number of training rows: `trainer.max_epochs` is raised so that the
-    run makes at least `min_steps` optimizer steps (a 100-row set gets as many updates as a large one), early
-    stopping waits for them, and validation runs about every `val_every_steps` steps, in whole epochs (early
-    stopping counts those checks)."""
+    """A fine-tuning schedule that follows the number of training rows of `data`: `trainer.max_epochs` is raised so
+    that the run makes at least `min_steps` optimizer steps (a 100-row set gets as many updates as a large one),
+    early stopping waits for them, and validation runs about every `val_every_steps` steps, in whole epochs (early
+    stopping counts those checks). Set before the optimizer's schedule is sized from the epochs."""
 
-    def __init__(self, min_steps: int = 1000, val_every_steps: int = 100):
+    def __init__(self, data: LabelledDataModule, min_steps: int = 1000, val_every_steps: int = 100):
         if min_steps < 0 or val_every_steps < 1:
             raise DnabertError(f"callbacks.schedule: min_steps={min_steps} must be at least 0 and "
                                f"val_every_steps={val_every_steps} at least 1")
-        self.min_steps, self.val_every_steps = min_steps, val_every_steps
+        self.data, self.min_steps, self.val_every_steps = data, min_steps, val_every_steps
         self.note: str | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -151,9 +151,8 @@ class DataSizeSchedule(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        data = trainer.datamodule
-        rows = len(data.splits["train"])
-        batches = math.ceil(rows / (data.batch_size * trainer.world_size))
+        rows = len(self.data.splits["train"])
+        batches = math.ceil(rows / (self.data.batch_size * trainer.world_size))
         per_epoch = max(1, batches // trainer.accumulate_grad_batches)
         epochs = max(trainer.max_epochs, math.ceil(self.min_steps / per_epoch))
         self.note = (f"dnabert: {rows} training rows make {per_epoch} steps an epoch: up to {epochs} epochs for at "
@@ -181,14 +180,15 @@ class TransferProbe(Callback):
         for key, path in (("train", train), ("val", val)):
             if path is not None and not Path(path).exists():
                 raise DnabertError(f"callbacks.linear_probe.{key}={path}: file not found; give a labelled set")
-        self.data = LabelledDataModule(train, val=val, val_fraction=val_fraction, seed=seed)
+        self.data_options = dict(train=train, val=val, val_fraction=val_fraction, seed=seed)
+        self.data: LabelledDataModule | None = None
         self.every_n_steps, self.layers, self.max_rows = every_n_steps, list(layers), max_rows
         self.batch_size, self.seed = batch_size, seed
         self.last_step: int | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.data = LabelledDataModule(**self.data_options, k=pl_module.config.k)
         self.data.setup()
-        self.data.use_k(pl_module.config.k)
         check_layers(self.layers, pl_module.config.num_hidden_layers)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -213,6 +213,14 @@ def _benchmark(args: argparse.Namespace) -> None:
     print("\n".join(str(path) for path in written))
 
 
+def _study(args: argparse.Namespace) -> None:
+    from dnabert.study import run_study
+
+    chosen, table = run_study(args.config)
+    print(table + f"chosen on validation: {chosen}; {args.config.parent / 'results.json'}, "
+          f"{args.config.parent / 'table.md'}")
+
+
 def _model_command(commands, name: str, help: str, run, model: str, out: str, sequences: bool = True,
                    ensemble: bool = False):
     """A subcommand taking a model (or, with `ensemble`, several to average), an output file, batching and
@@ -308,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--out", type=Path, required=True,
                            help="directory: one run per task and seed, results.tsv, results.md, results.png/.svg")
     benchmark.set_defaults(run=_benchmark)
+    study = commands.add_parser("study", help="a declared study: arms x seeds, baselines, ensembles, chosen on "
+                                              "validation -> results.json, table.md")
+    study.add_argument("config", type=Path, help="study file (YAML; see dnabert/study.py and experiments/README.md)")
+    study.set_defaults(run=_study)
     return parser
 
 

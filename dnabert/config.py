@@ -1,11 +1,13 @@
-"""OmegaConf resolvers used by the Hydra configs in conf/."""
+"""Where the Hydra configs live (dnabert/conf/) and the OmegaConf resolvers they use."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
+from pathlib import Path
 
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
 
 from dnabert.errors import DnabertError
 from dnabert.tokenization import vocab_size
@@ -23,7 +25,7 @@ def device_count(devices: int | str | Sequence[int]) -> int:
     if isinstance(devices, (int, str)):
         count = int(devices) if str(devices).strip().lstrip("-").isdigit() else -1
         if count < 1:
-            raise DnabertError(f"data.global_batch_size needs trainer.devices as a number or a list of devices, "
+            raise DnabertError(f"global_batch_size needs trainer.devices as a number or a list of devices, "
                                f"not {devices!r}")
         return count
     return len(devices)
@@ -36,7 +38,7 @@ def accumulation(global_batch_size: int | None, batch_size: int, devices: int | 
         return 1
     per_step = batch_size * device_count(devices) * num_nodes
     if global_batch_size % per_step or global_batch_size < per_step:
-        raise DnabertError(f"data.global_batch_size={global_batch_size} is not a multiple of data.batch_size "
+        raise DnabertError(f"global_batch_size={global_batch_size} is not a multiple of data.batch_size "
                            f"{batch_size} x {device_count(devices)} devices x {num_nodes} nodes = {per_step}")
     return global_batch_size // per_step
 
@@ -56,11 +58,20 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+def suite_task(tasks: Mapping[str, str], task: str) -> str:
+    """`${suite_task:${benchmark.tasks},${benchmark.task}}`: the folder of a benchmark suite's task."""
+    if task not in tasks:
+        raise DnabertError(f"benchmark.task={task}: not a task of this suite; choose one of {', '.join(tasks)}")
+    return tasks[task]
+
+
+CONF_DIR = Path(__file__).parent / "conf"
+"""The Hydra configs, shipped inside the package (`python -m dnabert.train` reads them from any directory)."""
 BENCHMARK_SUITES = ("gue", "genomic_benchmarks", "nt")
-"""Suites with task presets in conf/benchmark/<suite>/ (`dnabert benchmark SUITE`)."""
+"""Suites with a config in conf/benchmark/<suite>.yaml, their tasks listed there (`dnabert benchmark SUITE`)."""
 
 RESOLVERS = {"vocab_size": vocab_size, "resource": resource_path, "accumulation": accumulation, "mul": multiply,
-             "add": add, "by_init": by_init}
+             "add": add, "by_init": by_init, "suite_task": suite_task}
 
 
 def register_resolvers() -> None:
@@ -68,3 +79,10 @@ def register_resolvers() -> None:
     for name, function in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
+
+
+def composed(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """The run config `python -m dnabert.train OVERRIDES` would get (from the package's configs)."""
+    register_resolvers()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=return_hydra_config)

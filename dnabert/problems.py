@@ -31,6 +31,24 @@ PROBLEMS = {problem.task_type: problem for problem in (
 TASK_TYPES = tuple(PROBLEMS)
 
 
+@dataclass
+class LabelInfo:
+    """What a head predicts: the task type and the class names (or label/target column names)."""
+
+    task_type: str
+    names: list[str]
+
+    @property
+    def num_labels(self) -> int:
+        """Outputs of the head."""
+        return len(self.names)
+
+    @property
+    def problem_type(self) -> str:
+        """`transformers`' name for the loss to use."""
+        return PROBLEMS[self.task_type].problem_type
+
+
 def problem_of(problem_type: str) -> Problem:
     """The Problem of a model config's `problem_type`."""
     for problem in PROBLEMS.values():

@@ -40,21 +40,22 @@ def git_revision(directory: Path = SOURCE_ROOT) -> dict:
         return {"commit": None, "dirty": None}
 
 
+def path_checksum(path: Path) -> str | None:
+    """SHA-256 of a data file; a shard directory gives its source genome's checksum, any other directory (one folder
+    per class, a model) the checksum of its files' relative paths and checksums; None when absent."""
+    if (path / "metadata.json").is_file():
+        return GenomeShards(path).metadata.get("source_sha256")
+    if path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.is_file())
+        listing = "".join(f"{f.relative_to(path).as_posix()}\t{file_sha256(f)}\n" for f in files)
+        return hashlib.sha256(listing.encode()).hexdigest()
+    return file_sha256(path) if path.is_file() else None
+
+
 def data_checksums(data: dict) -> dict[str, str]:
-    """SHA-256 of every data file the run names; a shard directory gives its source genome's checksum, any other
-    directory (one folder per class) the checksum of its files' relative paths and checksums."""
-    checksums = {}
-    for key in DATA_FILES:
-        path = Path(data[key]) if data.get(key) else None
-        if path is not None and (path / "metadata.json").is_file():
-            checksums[key] = GenomeShards(path).metadata.get("source_sha256")
-        elif path is not None and path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.is_file())
-            listing = "".join(f"{f.relative_to(path).as_posix()}\t{file_sha256(f)}\n" for f in files)
-            checksums[key] = hashlib.sha256(listing.encode()).hexdigest()
-        elif path is not None and path.is_file():
-            checksums[key] = file_sha256(path)
-    return checksums
+    """`path_checksum` of every data file the run names."""
+    checksums = {key: path_checksum(Path(data[key])) for key in DATA_FILES if data.get(key)}
+    return {key: value for key, value in checksums.items() if value is not None}
 
 
 @rank_zero_only

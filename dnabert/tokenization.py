@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from transformers import BertTokenizer
 
 from dnabert.errors import DnabertError
@@ -143,6 +144,14 @@ class EncodedBatch:
     attention_mask: np.ndarray
     sequence_index: np.ndarray
     """Row -> index of the input sequence it came from."""
+
+    def tensors(self, chunks: bool = False) -> dict[str, torch.Tensor]:
+        """The model's keyword inputs; `chunks`: with `chunk_owner` (row -> sequence) for long-sequence models."""
+        inputs = {"input_ids": torch.from_numpy(self.input_ids),
+                  "attention_mask": torch.from_numpy(self.attention_mask)}
+        if chunks:
+            inputs["chunk_owner"] = torch.from_numpy(self.sequence_index)
+        return inputs
 
 
 def batch_kmer_ids(

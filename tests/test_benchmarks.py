@@ -140,23 +140,20 @@ def test_fasta_with_a_label_table_reads_like_the_table(tmp_path):
 
 
 def test_every_benchmark_preset_composes_to_its_suite_layout():
-    """All 55 task presets (GUE 28, GenomicBenchmarks 9, NT 18) resolve to their suite's files and metric."""
-    from hydra import compose, initialize_config_dir
-
-    from dnabert.benchmarks import CONF, suite_tasks
+    """All 55 tasks (GUE 28, GenomicBenchmarks 9, NT 18) resolve to their suite's files and metric."""
+    from dnabert.benchmarks import suite_tasks
+    from dnabert.config import composed
 
     layout = {"gue": ("train.csv", "dev.csv", "test.csv"), "genomic_benchmarks": ("train", None, "test"),
               "nt": ("train.fna", None, "test.fna")}
     counts = {}
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        for suite, files in layout.items():
-            counts[suite] = len(suite_tasks(suite))
-            for task in suite_tasks(suite):
-                cfg = compose("train", overrides=[f"benchmark={suite}/{task}", "benchmark.root=/b",
-                                                  "paths.output_dir=o"])
-                data = cfg.data
-                assert cfg.task._target_.endswith("SequenceClassifier") and cfg.benchmark.name == task
-                assert [Path(p).name if p else None for p in (data.train, data.val, data.test)] == list(files)
-                assert data.train.startswith(f"/b/{cfg.benchmark.path}/") and cfg.benchmark.metric in (
-                    "mcc", "accuracy", "f1")
+    for suite, files in layout.items():
+        counts[suite] = len(suite_tasks(suite))
+        for task in suite_tasks(suite):
+            cfg = composed([f"benchmark={suite}", f"benchmark.task={task}", "benchmark.root=/b", "paths.output_dir=o"])
+            data = cfg.data
+            assert cfg.task._target_.endswith("SequenceClassifier") and cfg.benchmark.task == task
+            assert [Path(p).name if p else None for p in (data.train, data.val, data.test)] == list(files)
+            assert data.train.startswith(f"/b/{cfg.benchmark.path}/") and cfg.benchmark.metric in (
+                "mcc", "accuracy", "f1")
     assert counts == {"gue": 28, "genomic_benchmarks": 9, "nt": 18}

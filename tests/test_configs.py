@@ -7,33 +7,31 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from dnabert.config import register_resolvers
+from dnabert.benchmarks import suite_tasks
+from dnabert.config import CONF_DIR, composed as compose_config, register_resolvers
+from dnabert.training import data_and_module
 from tests.conftest import ROOT, shared_path, train
 
 register_resolvers()
-CONF = ROOT / "conf"
+CONF = CONF_DIR
 GROUPS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
           for group in ("model", "task", "task/masking", "data", "trainer", "logger", "callbacks", "experiment",
-                        "finetune", "hparams_search", "debug")}
-GROUPS["benchmark"] = sorted(f"{p.parent.name}/{p.stem}" for p in (CONF / "benchmark").glob("*/[!_]*.yaml"))
+                        "finetune", "hparams_search", "debug", "benchmark")}
 DATA = ROOT / "tests" / "data"
 
 
 def composed(overrides: list[str]):
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=["paths.output_dir=out", "paths.cache_dir=cache", *overrides],
-                       return_hydra_config=False)
+    return compose_config(["paths.output_dir=out", "paths.cache_dir=cache", *overrides])
 
 
 def test_every_config_file_is_a_choice_here():
     """A new config group or file cannot escape the composition test below."""
     files = {str(p.relative_to(CONF).with_suffix("")) for p in CONF.rglob("*.yaml")}
     covered = {f"{group}/{choice}" for group, choices in GROUPS.items() for choice in choices}
-    other = {f for f in files if f == "train" or f.startswith(("paths/", "hydra/")) or f.endswith("/_suite")}
+    other = {f for f in files if f == "train" or f.startswith(("paths/", "hydra/"))}
     assert files - other == covered
 
 
@@ -42,15 +40,15 @@ def test_every_choice_composes(group, choice):
     overrides = [f"{group}={choice}"]
     if group == "finetune":
         overrides.insert(0, "task=classify")
+    if group == "benchmark":  # the suite's first task (every task of every suite: test_benchmarks)
+        overrides.append(f"benchmark.task={suite_tasks(choice)[0]}")
     cfg = composed(overrides)
     if cfg.data._target_.endswith("LabelledDataModule"):
         cfg.data.train = "train.tsv"
         if OmegaConf.is_missing(cfg.data, "label_columns"):
             cfg.data.label_columns = ["tf1", "tf2"]
-    else:
-        assert cfg.data.k == cfg.model.k
-        if OmegaConf.is_missing(cfg.data, "genome"):
-            cfg.data.genome = "genome.fa"
+    elif OmegaConf.is_missing(cfg.data, "genome"):
+        cfg.data.genome = "genome.fa"
     if "linear_probe" in cfg.callbacks and OmegaConf.is_missing(cfg.callbacks.linear_probe, "train"):
         cfg.callbacks.linear_probe.train = "labelled.tsv"
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -83,12 +81,12 @@ def test_csv_wandb_and_tensorboard_loggers_write_offline(tmp_path):
 
 def test_fine_tuning_dropout_follows_the_model_config():
     """`model.config.hidden_dropout_prob` reaches a fine-tuned model (it once was silently reset to 0.1)."""
-    cfg = composed(["task=splice", "model=tiny", "model.config.hidden_dropout_prob=0.3", "data.train=train.tsv"])
-    module = instantiate(cfg.task)
+    train = f"data.train={DATA / 'promoter_dm3_600.tsv'}"
+    _, module = data_and_module(composed(["task=splice", "model=tiny", "model.config.hidden_dropout_prob=0.3", train]))
     assert module.config.hidden_dropout_prob == 0.3
     assert composed(["task=splice"]).task.hidden_dropout_prob == 0.1
-    tuned = composed(["task=splice", "task.hidden_dropout_prob=0.2"]).task
-    assert instantiate(tuned).config.hidden_dropout_prob == 0.2
+    _, tuned = data_and_module(composed(["task=splice", "model=tiny", "task.hidden_dropout_prob=0.2", train]))
+    assert tuned.config.hidden_dropout_prob == 0.2
 
 
 @pytest.mark.parametrize("experiment", GROUPS["experiment"])

@@ -16,14 +16,15 @@ from dnabert.interpret.attribution import attribution_batches, pad_baseline, tok
 from dnabert.interpret.nucleotides import nucleotide_rows, spread_to_nucleotides
 from dnabert.interpret.report import Interval, genomic_intervals, write_scores
 from dnabert.models.checkpoints import save_hf_directory
-from dnabert.models.inference import encode_batch, load_classifier, predict
+from dnabert.models.inference import load_classifier, predict
+from dnabert.models.inputs import encode_batch
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.tokenization import batch_kmer_ids, vocab_size
 from tests.conftest import shared_path
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
         "attention_probs_dropout_prob": 0.0}
-"""conf/model/tiny.yaml's sizes."""
+"""dnabert/conf/model/tiny.yaml's sizes."""
 
 
 def tiny_config(k: int, max_positions: int = 512, config_class=BertConfig, **extra) -> BertConfig:

@@ -22,16 +22,16 @@ from typing import NamedTuple
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
 from dnabert import atomic
 from dnabert.cli import main as dnabert_main
+from dnabert.config import composed as compose_config
 from dnabert.errors import report_errors
 from dnabert.genome import shards as shards_module
 from dnabert.genome.shards import prepare_genome
-from tests.conftest import ROOT, assert_user_error, train as train_subprocess
-from train import train
+from tests.conftest import assert_user_error, train as train_subprocess
+from dnabert.training import train
 
 K = 6
 BASES = random.Random(0)
@@ -337,8 +337,7 @@ def simulate_full_disk(monkeypatch) -> None:
 
 def run_train_in_process(overrides: list[str]) -> None:
     """What `python train.py OVERRIDES` runs: the composed config through `train` inside `report_errors`."""
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose_config(overrides)
     report_errors(lambda: train(cfg))
 
 

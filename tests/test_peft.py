@@ -11,19 +11,19 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoConfig, BertForMaskedLM, BertForSequenceClassification
 
-from dnabert.config import register_resolvers
+from dnabert.config import composed as compose_config, register_resolvers
 from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import save_hf_directory
 from dnabert.models.inference import load_classifier, predict
 from dnabert.models.parameter_efficient import lora
+from dnabert.training import data_and_module
 from dnabert.tokenization import batch_kmer_ids
-from tests.conftest import ROOT, shared_path, train
+from tests.conftest import shared_path, train
 
 register_resolvers()
 CLASSES = 3  # splice: ei, ie, n
@@ -31,8 +31,7 @@ LORA = {"rank": 4, "target_modules": ["query", "value", "key"]}
 
 
 def composed(overrides: list[str]):
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=["paths.output_dir=out", "task=classify", "model=tiny", *overrides])
+    return compose_config(["paths.output_dir=out", "task=classify", "model=tiny", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -142,18 +141,18 @@ def test_unknown_lora_target_is_one_clear_error(tiny_config):
 def test_gradient_checkpointing_trains_and_computes_the_same(tmp_path, splice):
     cfg = composed(["finetune=lora", "task.gradient_checkpointing=true", "data.batch_size=8",
                     f"data.train={splice / 'train.tsv'}"])
-    module = instantiate(cfg.task)
+    data, module = data_and_module(cfg)
     trainer = L.Trainer(max_steps=3, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
                         default_root_dir=tmp_path)
-    trainer.fit(module, datamodule=instantiate(cfg.data))
+    trainer.fit(module, datamodule=data)
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
     checkpointed = module.model
     assert checkpointed.get_base_model().is_gradient_checkpointing
     plain = copy.deepcopy(checkpointed)
     plain.get_base_model().gradient_checkpointing_disable()
 
-    batch = next(iter(trainer.datamodule.train_dataloader()))
+    batch = next(iter(data.train_dataloader()))
     outputs = {}
     for name, model in (("checkpointed", checkpointed), ("plain", plain)):
         model.eval()

@@ -7,28 +7,25 @@ import sys
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from transformers.models.bert.modeling_bert import BertLayer
 
-from dnabert.config import register_resolvers
+from dnabert.config import composed as compose_config, register_resolvers
 from tests.conftest import ROOT, assert_user_error, run, shared_path, train
 
 register_resolvers()
 
 
 def composed(overrides: list[str], hydra: bool = False):
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=["paths.output_dir=out", "paths.cache_dir=cache", *overrides],
-                       return_hydra_config=hydra)
+    return compose_config(["paths.output_dir=out", "paths.cache_dir=cache", *overrides], return_hydra_config=hydra)
 
 
 @pytest.mark.parametrize("choice,strategy", [("trainer=ddp", "ddp"), ("trainer=deepspeed", "deepspeed_stage_2"),
                                              ("trainer=fsdp", "lightning.pytorch.strategies.FSDPStrategy")])
 def test_parallel_presets_compose_with_nodes_and_accumulation(choice, strategy):
-    cfg = composed([choice, "data.global_batch_size=256", "trainer.num_nodes=2"])
+    cfg = composed([choice, "global_batch_size=256", "trainer.num_nodes=2"])
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
     chosen = trainer["strategy"]
     assert (chosen if isinstance(chosen, str) else chosen["_target_"]) == strategy
@@ -45,9 +42,9 @@ def test_precision_presets(choice, precision):
 
 def test_a_global_batch_that_does_not_divide_is_refused_in_one_line(tmp_path):
     output = tmp_path / "run"  # data.batch_size 16 x 2 devices = 32 does not divide 100
-    result = train(["trainer=ddp", "trainer.accelerator=cpu", "data.global_batch_size=100",
+    result = train(["trainer=ddp", "trainer.accelerator=cpu", "global_batch_size=100",
                     f"paths.output_dir={output}"], tmp_path)
-    assert_user_error(result, "data.global_batch_size=100", "16 x 2 devices x 1 nodes = 32")
+    assert_user_error(result, "global_batch_size=100", "16 x 2 devices x 1 nodes = 32")
     assert not output.exists()
 
 
@@ -61,7 +58,7 @@ def test_paper_experiment_has_the_papers_schedule():
     assert schedule == (10000, 200000, 120000)
     assert task["masking"]["schedule"] == [[0, 0.15], [100000, 0.2]]
     per_step = data["batch_size"] * trainer["devices"] * trainer["accumulate_grad_batches"]
-    assert per_step == 2000 == data["global_batch_size"]
+    assert per_step == 2000 == cfg["global_batch_size"]
     assert data["max_tokens"] == 512 and trainer["gradient_clip_val"] == 1.0
     assert data["batches_per_epoch"] == 500 * trainer["accumulate_grad_batches"]  # validation every 500 steps
 
@@ -91,7 +88,7 @@ def test_the_command_line_shows_the_composed_choices(choices, tmp_path):
 def test_two_process_ddp_matches_one_process_with_gradient_accumulation(tmp_path):
     genome = shared_path("data/lambda_phage/lambda_virus.fa")
     common = ["model=tiny", "model.config.hidden_dropout_prob=0", "data.max_tokens=64", "data.batch_size=4",
-              "data.global_batch_size=8", f"data.genome={genome}", "trainer.accelerator=cpu", "trainer.max_steps=6",
+              "global_batch_size=8", f"data.genome={genome}", "trainer.accelerator=cpu", "trainer.max_steps=6",
               "trainer.val_check_interval=6", "data.val_windows=16", "task.optimizer.lr=2e-3", "logger=csv"]
     runs = {"ddp": ["trainer=ddp", "trainer.devices=2"], "accumulated": ["trainer.devices=1"]}
     for name, overrides in runs.items():

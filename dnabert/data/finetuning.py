@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import lightning as L
@@ -17,29 +17,11 @@ from dnabert.data.labelled import LabelledRows, check_lengths, encode_labels
 from dnabert.data.labelled_layouts import read_labelled
 from dnabert.data.overlap import grouped_holdout, overlap_groups
 from dnabert.errors import DnabertError
-from dnabert.problems import PROBLEMS, TASK_TYPES
+from dnabert.problems import TASK_TYPES, LabelInfo
 from dnabert.tokenization import batch_kmer_ids, check_k
 
 FRACTION_STREAM = 1
 """Second seed word of the `data.train_fraction` draw (the validation hold-out draws from the seed alone)."""
-
-
-@dataclass
-class LabelInfo:
-    """What a head predicts: the task type and the class names (or label/target column names)."""
-
-    task_type: str
-    names: list[str]
-
-    @property
-    def num_labels(self) -> int:
-        """Outputs of the head."""
-        return len(self.names)
-
-    @property
-    def problem_type(self) -> str:
-        """`transformers`' name for the loss to use."""
-        return PROBLEMS[self.task_type].problem_type
 
 
 class LabelledSplit(Dataset):
@@ -124,12 +106,13 @@ class LabelledDataModule(L.LightningDataModule):
         max_tokens: int = 512,
         overflow: str = "truncate",
         batch_size: int = 32,
-        global_batch_size: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        k: int | None = None,
     ):
         super().__init__()
-        del global_batch_size  # read by the trainer config only: its accumulate_grad_batches
+        if k is not None:
+            check_k(k)
         if task_type not in TASK_TYPES:
             raise DnabertError(f"data.task_type={task_type!r}: use one of {', '.join(TASK_TYPES)}")
         if not 0 < train_fraction <= 1:
@@ -160,28 +143,46 @@ class LabelledDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
-        self.k: int | None = None
+        self.k = k
         self.splits: dict[str, LabelledSplit] = {}
-        self.label_info: LabelInfo | None = None
-        self._rows: dict[str, LabelledRows] = {}
+
+    @cached_property
+    def _rows(self) -> dict[str, LabelledRows]:
+        """Every split's rows as read (checked against the training file's label columns and the model's k)."""
+        rows = {split: read_labelled(path, **self.read_options) for split, path in self.paths.items() if path}
+        train = rows["train"]
+        for split in rows.values():
+            if split.label_columns != train.label_columns:
+                raise DnabertError(f"{split.path}: label columns {split.label_columns} differ from the training "
+                                   f"file's {train.label_columns}")
+            if self.k is not None:
+                if split.kmer_size not in (None, self.k):
+                    raise DnabertError(f"{split.path}: written as {split.kmer_size}-mers but the model uses "
+                                       f"k={self.k}; use a DNABERT-{split.kmer_size} model or re-write the file")
+                check_lengths(split.sequences, split.places, self.k)
+        return rows
+
+    @cached_property
+    def label_info(self) -> LabelInfo:
+        """What the head predicts, fixed by the training rows (or `classes`)."""
+        train = self._rows["train"]
+        if self.task_type != "classification":
+            return LabelInfo(self.task_type, train.label_columns)
+        names = self.classes or natural_order({labels[0] for labels in train.labels})
+        if len(names) < 2:
+            raise DnabertError(f"{train.path}: only one class ({names[0]!r}); classification needs at least two")
+        return LabelInfo(self.task_type, names)
+
+    def model_inputs(self) -> dict:
+        """What a fine-tuning module built on this data is given: the labels and the token budget."""
+        return {"labels": self.label_info, "max_tokens": self.max_tokens, "overflow": self.overflow}
 
     def setup(self, stage: str | None = None) -> None:
         """Read every split, fix the label set from the training rows, hold out validation rows if needed."""
         if self.splits:
             return
-        self._rows = {split: read_labelled(path, **self.read_options) for split, path in self.paths.items() if path}
         train = self._rows["train"]
-        for rows in self._rows.values():
-            if rows.label_columns != train.label_columns:
-                raise DnabertError(f"{rows.path}: label columns {rows.label_columns} differ from the training "
-                                   f"file's {train.label_columns}")
-        if self.task_type == "classification":
-            names = self.classes or natural_order({labels[0] for labels in train.labels})
-            if len(names) < 2:
-                raise DnabertError(f"{train.path}: only one class ({names[0]!r}); classification needs at least two")
-        else:
-            names = train.label_columns
-        self.label_info = LabelInfo(self.task_type, names)
+        names = self.label_info.names
         encoded = {split: encode_labels(rows, self.task_type, names) for split, rows in self._rows.items()}
         for split, rows in self._rows.items():
             self.splits[split] = LabelledSplit(rows.sequences, encoded[split], rows.names)
@@ -215,32 +216,17 @@ class LabelledDataModule(L.LightningDataModule):
                            f"{self.val_overlap} nt left no smaller group to fill the rest)")
         return held
 
-    def use_k(self, k: int) -> None:
-        """Tokenize with the model's k; k-mer text written with another k, or sequences shorter than k, are errors."""
-        check_k(k)
-        for rows in self._rows.values():
-            if rows.kmer_size not in (None, k):
-                raise DnabertError(f"{rows.path}: written as {rows.kmer_size}-mers but the model uses k={k}; "
-                                   f"use a DNABERT-{rows.kmer_size} model or re-write the file")
-            check_lengths(rows.sequences, rows.places, k)
-        self.k = k
-
     def collate(self, items: list[tuple[str, np.ndarray, str]]) -> dict[str, torch.Tensor]:
         """Tokenize a batch with its labels; long sequences are truncated, or split into chunk rows."""
         sequences, labels, _ = zip(*items)
         encoded = batch_kmer_ids(list(sequences), self.k, self.max_tokens, self.overflow)
-        batch = {"input_ids": torch.from_numpy(encoded.input_ids),
-                 "attention_mask": torch.from_numpy(encoded.attention_mask),
-                 "labels": torch.from_numpy(np.stack(labels))}
-        if self.overflow == "split":
-            batch["chunk_owner"] = torch.from_numpy(encoded.sequence_index)
-        return batch
+        return {**encoded.tensors(chunks=self.overflow == "split"), "labels": torch.from_numpy(np.stack(labels))}
 
     def _loader(self, split: str, sampler: DistributedSampler | None = None) -> DataLoader:
         if split not in self.splits:
             raise DnabertError(f"no {split} split: set data.{split}=FILE")
         if self.k is None:
-            raise DnabertError("the data module has no k yet: the model sets it (LabelledDataModule.use_k)")
+            raise DnabertError("the data module has no k: give LabelledDataModule(k=...) (train() passes the model's)")
         return DataLoader(self.splits[split], batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate,
                           num_workers=self.num_workers)
 

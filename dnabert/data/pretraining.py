@@ -97,7 +97,6 @@ class GenomeDataModule(L.LightningDataModule):
         k: int,
         max_tokens: int = 512,
         batch_size: int = 16,
-        global_batch_size: int | None = None,
         min_kmers: int = 5,
         full_length_fraction: float = 0.5,
         max_ambiguous_fraction: float = 0.05,
@@ -111,7 +110,6 @@ class GenomeDataModule(L.LightningDataModule):
         seed: int = 0,
     ):
         super().__init__()
-        del global_batch_size  # read by the trainer config only: its accumulate_grad_batches
         check_k(k)
         if batch_size < 1 or val_windows < 1 or batches_per_epoch < 1:
             raise DnabertError("data.batch_size, data.val_windows and data.batches_per_epoch must be positive")
@@ -155,6 +153,14 @@ class GenomeDataModule(L.LightningDataModule):
         train, val = holdout_regions(self.shards, self.holdout_contigs, self.holdout_fraction)
         self.train_windows = WindowSampler(self.shards, train, split="train", **self.window_options)
         self.val_windows_sampler = WindowSampler(self.shards, val, split="val", **self.window_options)
+
+    def model_inputs(self) -> dict:
+        """What a pretraining module built on this data is given: the token budget and the training sequence."""
+        return {"max_tokens": self.max_tokens, "training_sequence": self.training_sequence}
+
+    def training_sequence(self) -> str:
+        """The training regions' sequence as text (after `setup`), for the local k-mer baseline."""
+        return self.train_windows.sequence()
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer

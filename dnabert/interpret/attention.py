@@ -13,13 +13,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dnabert.errors import DnabertError
 from dnabert.interpret.nucleotides import nucleotide_rows
-from dnabert.models.inference import encode_batch
+from dnabert.models.inputs import batches, encode_batch
 from dnabert.problems import output_values
-from dnabert.tokenization import batch_kmer_ids
 
 
 def cls_attention(model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,8 +52,7 @@ def attention_batches(model, sequences: list[str], batch_size: int = 64, max_tok
     """Per batch: nucleotide attention per sequence (as `nucleotide_attention`) and the model's outputs
     (probabilities or values, as `dnabert predict` writes them)."""
     k = model.config.k
-    for start in tqdm(range(0, len(sequences), batch_size), desc="attention", unit="batch", disable=not progress):
-        batch = sequences[start : start + batch_size]
+    for _, batch in batches(sequences, batch_size, "attention", progress):
         encoded, inputs = encode_batch(model, batch, max_tokens)
         logits, token_scores = cls_attention(model, inputs)
         yield (nucleotide_rows(token_scores, encoded, [len(s) for s in batch], k),
@@ -75,12 +72,12 @@ def nucleotide_attention(model, sequences: list[str], batch_size: int = 64, max_
 @torch.no_grad()
 def attention_maps(model, sequence: str, max_tokens: int = 512) -> np.ndarray:
     """Every layer's and head's attention over the first window of one sequence: (layers, heads, tokens, tokens)."""
-    encoded = batch_kmer_ids([sequence], model.config.k, max_tokens)
+    _, inputs = encode_batch(model, [sequence], max_tokens)
     previous = model.config._attn_implementation
     model.set_attn_implementation("eager")
     try:
-        outputs = model.bert(input_ids=torch.from_numpy(encoded.input_ids),
-                             attention_mask=torch.from_numpy(encoded.attention_mask), output_attentions=True)
+        outputs = model.bert(input_ids=inputs["input_ids"][:1], attention_mask=inputs["attention_mask"][:1],
+                             output_attentions=True)
     finally:
         model.set_attn_implementation(previous)
     return torch.stack(outputs.attentions)[:, 0].float().numpy()

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from captum.attr import LayerIntegratedGradients
-from tqdm.auto import tqdm
 
 from dnabert.errors import DnabertError
 from dnabert.interpret.nucleotides import nucleotide_rows
-from dnabert.models.inference import encode_batch
+from dnabert.models.inputs import batches, encode_batch
 from dnabert.models.long_sequence import DNABertLongConfig
 from dnabert.problems import output_values
 from dnabert.tokenization import CLS_ID, PAD_ID, SEP_ID
@@ -51,8 +50,7 @@ def attribution_batches(model, sequences: list[str], target: int, steps: int = 5
         raise DnabertError("attribute: long-sequence (chunked) models are not supported; use `dnabert attention`, "
                            "or a single-window model")
     k = model.config.k
-    for start in tqdm(range(0, len(sequences), batch_size), desc="attribute", unit="batch", disable=not progress):
-        batch = sequences[start : start + batch_size]
+    for _, batch in batches(sequences, batch_size, "attribute", progress):
         encoded, inputs = encode_batch(model, batch, max_tokens)
         token_scores = token_attributions(model, inputs, target, steps, batch_size)
         with torch.no_grad():

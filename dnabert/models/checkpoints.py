@@ -8,6 +8,7 @@ HF directories with `trust_remote_code=False` (safetensors, or `.bin` through to
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -91,66 +92,94 @@ def config_from_dict(values: dict) -> BertConfig:
     return AutoConfig.for_model(values.pop("model_type", "bert"), **values)
 
 
-def initial_config(init: str, config: BertConfig | None = None, **updates) -> BertConfig:
-    """The BertConfig a model built from `init` will have (`config` is used for random init), with `updates`."""
-    if init == RANDOM:
-        if config is None:
-            raise DnabertError("model.init=random needs a model config (model=tiny, small, dnabert6, ...)")
-        result = config_from_dict(config.to_dict())
-        result.k = kmer_size(result)
-    else:
+@dataclass
+class ModelStart:
+    """Where a model starts, read once: `model.init` ('random', a dnabert .ckpt or a model directory), the config a
+    model built from it has (with k), and a checkpoint's HF-named weights (a directory's are read when building)."""
+
+    init: str
+    config: BertConfig
+    weights: dict | None = None
+
+    @classmethod
+    def read(cls, init: str, config: BertConfig | None = None) -> ModelStart:
+        """Resolve `init`; `config` is the architecture of random weights (a checkpoint or directory brings its own)."""
+        init = str(init)
+        if init == RANDOM:
+            if config is None:
+                raise DnabertError("model.init=random needs a model config (model=tiny, small, dnabert6, ...)")
+            result = config_from_dict(config.to_dict())
+            result.k = kmer_size(result)
+            return cls(init, result)
         path = Path(init)
         if path.is_dir():
             _weights_file(path)
             config_file = path / "config.json"
-            result = _read_config(config_file, read_json(config_file, "download or export the model again"))
-        elif path.is_file():
-            result = _read_config(path, read_checkpoint(path)[CONFIG_KEY])
-        else:
-            raise DnabertError(f"model.init={init}: not found; give 'random', a .ckpt file or a model directory")
-    for key, value in updates.items():
-        setattr(result, key, value)
-    return result
+            return cls(init, _read_config(config_file, read_json(config_file, "download or export the model again")))
+        if path.is_file():
+            checkpoint = read_checkpoint(path)
+            return cls(init, _read_config(path, checkpoint[CONFIG_KEY]), model_weights(checkpoint["state_dict"]))
+        raise DnabertError(f"model.init={init}: not found; give 'random', a .ckpt file or a model directory")
 
+    @property
+    def k(self) -> int:
+        """The k-mer size of the model."""
+        return self.config.k
 
-def _in_encoder(key: str) -> bool:
-    """Whether a state-dict key belongs to the BERT encoder (embeddings and layers) rather than a task head."""
-    return key.removeprefix("bert.").startswith(("embeddings.", "encoder."))
+    def updated(self, **values) -> BertConfig:
+        """A copy of the start's config with `values` set (dropout, a task head's labels)."""
+        result = config_from_dict(self.config.to_dict())
+        for key, value in values.items():
+            setattr(result, key, value)
+        return result
 
+    def build(self, model_class: type[PreTrainedModel], config: BertConfig | None = None,
+              attn_implementation: str = "sdpa") -> PreTrainedModel:
+        """`model_class` with `config` (default: the start's), its encoder weights (and any matching head) from
+        the start."""
+        config = config or self.config
+        if self.init != RANDOM and self.weights is None:
+            return self._from_directory(model_class, config, attn_implementation)
+        model = model_class._from_config(config, attn_implementation=attn_implementation)
+        if self.weights is not None:
+            self._load_checkpoint_weights(model)
+        return model
 
-def build_model(model_class: type[PreTrainedModel], init: str, config: BertConfig,
-                attn_implementation: str = "sdpa") -> PreTrainedModel:
-    """`model_class` with `config`, its encoder weights (and any matching head) taken from `init`."""
-    if init != RANDOM and Path(init).is_dir():
-        weights = _weights_file(Path(init))
+    def _from_directory(self, model_class: type[PreTrainedModel], config: BertConfig,
+                        attn_implementation: str) -> PreTrainedModel:
+        weights = _weights_file(Path(self.init))
         try:
-            model, info = model_class.from_pretrained(init, config=config, trust_remote_code=False, weights_only=True,
-                                                      attn_implementation=attn_implementation,
+            model, info = model_class.from_pretrained(self.init, config=config, trust_remote_code=False,
+                                                      weights_only=True, attn_implementation=attn_implementation,
                                                       ignore_mismatched_sizes=True, output_loading_info=True)
         except Exception as error:
             raise unreadable(weights, error) from error
-        mismatched = sorted(item for item in info["mismatched_keys"] if _in_encoder(item[0]))
+        mismatched = sorted(item for item in info["mismatched_keys"] if in_encoder(item[0]))
         if mismatched:
             key, stored, wanted = mismatched[0]
-            raise DnabertError(f"{init}: the weights do not fit its config.json ({key} is {tuple(stored)}, the config "
-                               f"asks for {tuple(wanted)}); a model of another k or size?")
+            raise DnabertError(f"{self.init}: the weights do not fit its config.json ({key} is {tuple(stored)}, the "
+                               f"config asks for {tuple(wanted)}); a model of another k or size?")
         return model.train()
-    model = model_class._from_config(config, attn_implementation=attn_implementation)
-    if init != RANDOM:
-        state = model_weights(read_checkpoint(Path(init))["state_dict"])
+
+    def _load_checkpoint_weights(self, model: PreTrainedModel) -> None:
+        state = self.weights
         own = model.state_dict()
         if not any(key.startswith("bert.") for key in own):
             state = {key.removeprefix("bert."): value for key, value in state.items()}
         usable = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
-        encoder = [key for key in own if _in_encoder(key)]
+        encoder = [key for key in own if in_encoder(key)]
         missing = [key for key in encoder if key not in usable]
         if missing and any(".base_layer." in key for key in state):
-            raise DnabertError(f"{init}: a finetune=lora checkpoint (adapter weights, kept for resuming); use the "
-                               f"merged HF directory beside it, {hf_directory_of(init)}")
+            raise DnabertError(f"{self.init}: a finetune=lora checkpoint (adapter weights, kept for resuming); use "
+                               f"the merged HF directory beside it, {hf_directory_of(self.init)}")
         if missing:
-            raise DnabertError(f"model.init={init}: checkpoint lacks encoder weights such as {missing[0]}")
+            raise DnabertError(f"model.init={self.init}: checkpoint lacks encoder weights such as {missing[0]}")
         model.load_state_dict(usable, strict=False)
-    return model
+
+
+def in_encoder(key: str) -> bool:
+    """Whether a state-dict key belongs to the BERT encoder (embeddings and layers) rather than a task head."""
+    return key.removeprefix("bert.").startswith(("embeddings.", "encoder."))
 
 
 def save_hf_directory(model: PreTrainedModel, directory: str | Path, state_dict: dict | None = None) -> Path:

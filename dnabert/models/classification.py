@@ -7,15 +7,10 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
+from transformers import BertForSequenceClassification, PreTrainedModel
 
 from dnabert.errors import DnabertError
-from dnabert.models.checkpoints import (
-    RANDOM,
-    build_model,
-    config_from_dict,
-    initial_config,
-)
+from dnabert.models.checkpoints import ModelStart, config_from_dict
 from dnabert.models.linear_probe import PENALTIES, LinearProbe
 from dnabert.models.long_sequence import (
     BertForLongSequenceClassification,
@@ -24,7 +19,7 @@ from dnabert.models.long_sequence import (
 from dnabert.models.metrics import task_metrics
 from dnabert.models.module import DnabertModule
 from dnabert.models.parameter_efficient import full
-from dnabert.problems import metric_inputs
+from dnabert.problems import LabelInfo, metric_inputs
 
 STAGES = ("val", "test")
 
@@ -32,19 +27,20 @@ STAGES = ("val", "test")
 class SequenceClassifier(DnabertModule):
     """Classification (binary/multi-class), multi-label or regression head on a DNABERT encoder.
 
-    The encoder starts from `init` (random, a dnabert .ckpt or a Hugging Face directory such as a published
-    DNABERT); k comes from there. The head is sized in `configure_model`, once the data module has read the
-    labels; `finetune` then chooses which weights train (`dnabert.models.parameter_efficient`), and
-    `gradient_checkpointing` trades compute for activation memory. The saved model is a plain HF
-    BertForSequenceClassification with `id2label`.
+    The encoder starts from `start` (random, a dnabert .ckpt or a Hugging Face directory such as a published
+    DNABERT), the head predicts `labels`; `finetune` then chooses which weights train
+    (`dnabert.models.parameter_efficient`), and `gradient_checkpointing` trades compute for activation memory. The
+    saved model is a plain HF BertForSequenceClassification with `id2label`.
     """
 
     def __init__(
         self,
-        config: BertConfig | None,
+        start: ModelStart,
+        labels: LabelInfo,
         optimizer: Callable,
         scheduler: Callable | None = None,
-        init: str = RANDOM,
+        max_tokens: int = 512,
+        overflow: str = "truncate",
         hidden_dropout_prob: float | None = None,
         chunk_aggregation: str | None = None,
         max_chunks: int = 8,
@@ -53,11 +49,25 @@ class SequenceClassifier(DnabertModule):
         gradient_checkpointing: bool = False,
     ):
         super().__init__(optimizer, scheduler)
+        if (chunk_aggregation is None) != (overflow != "split"):
+            raise DnabertError("long sequences need both data.overflow=split and task.chunk_aggregation "
+                               "(mean, max, attention, lstm, gru or concat); set both or neither")
+        if max_tokens > start.config.max_position_embeddings:
+            raise DnabertError(f"data.max_tokens={max_tokens} exceeds the model's "
+                               f"max_position_embeddings={start.config.max_position_embeddings}")
         updates = {} if hidden_dropout_prob is None else {"hidden_dropout_prob": hidden_dropout_prob}
-        self.config = initial_config(init, config, **updates)
-        self.k = self.config.k
-        self.init = init
-        self.long_sequence = {"chunk_aggregation": chunk_aggregation, "max_chunks": max_chunks}
+        self.config = start.updated(
+            **updates, num_labels=labels.num_labels, problem_type=labels.problem_type,
+            id2label=dict(enumerate(labels.names)), label2id={name: i for i, name in enumerate(labels.names)},
+        )
+        self.model_class = BertForSequenceClassification
+        if chunk_aggregation is not None:
+            values = {**self.config.to_dict(), "chunk_aggregation": chunk_aggregation, "max_chunks": max_chunks,
+                      "model_type": DNABertLongConfig.model_type}
+            self.config = config_from_dict(values)
+            self.model_class = BertForLongSequenceClassification
+        self.start = start
+        self.label_info = labels
         self.attn_implementation = attn_implementation
         self.finetune = finetune
         self.gradient_checkpointing = gradient_checkpointing
@@ -66,35 +76,15 @@ class SequenceClassifier(DnabertModule):
         self.predicted_counts: torch.Tensor | None = None
         """Validation rows predicted as each class in the current (then the last) validation pass."""
 
-    def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule
-        datamodule.use_k(self.k)
-        if (self.long_sequence["chunk_aggregation"] is None) != (datamodule.overflow != "split"):
-            raise DnabertError("long sequences need both data.overflow=split and task.chunk_aggregation "
-                               "(mean, max, attention, lstm, gru or concat); set both or neither")
-        if datamodule.max_tokens > self.config.max_position_embeddings:
-            raise DnabertError(f"data.max_tokens={datamodule.max_tokens} exceeds the model's "
-                               f"max_position_embeddings={self.config.max_position_embeddings}")
-
     def configure_model(self) -> None:
         if self.model is not None:
             return
-        info = self.trainer.datamodule.label_info
-        self.config = initial_config(
-            self.init, self.config, num_labels=info.num_labels, problem_type=info.problem_type,
-            id2label=dict(enumerate(info.names)), label2id={name: i for i, name in enumerate(info.names)},
-        )
-        self.task_type = info.task_type
-        model_class = BertForSequenceClassification
-        if self.long_sequence["chunk_aggregation"] is not None:
-            values = {**self.config.to_dict(), **self.long_sequence, "model_type": DNABertLongConfig.model_type}
-            self.config = config_from_dict(values)
-            model_class = BertForLongSequenceClassification
-        model = build_model(model_class, self.init, self.config, self.attn_implementation)
+        model = self.start.build(self.model_class, self.config, self.attn_implementation)
         if self.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model = self.finetune(model)
-        self.metrics = nn.ModuleDict({stage: task_metrics(info.task_type, info.num_labels) for stage in STAGES})
+        task_type, num_labels = self.label_info.task_type, self.label_info.num_labels
+        self.metrics = nn.ModuleDict({stage: task_metrics(task_type, num_labels) for stage in STAGES})
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         output = self.model(**batch)
@@ -108,11 +98,11 @@ class SequenceClassifier(DnabertModule):
     def _evaluate(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         loss, logits = self._loss(batch)
         self.log(f"{stage}/loss", loss, batch_size=len(batch["labels"]), sync_dist=True)
-        targets = batch["labels"] if self.task_type != "multilabel" else batch["labels"].long()
-        if self.task_type == "regression" and targets.shape[-1] == 1:
+        targets = batch["labels"] if self.label_info.task_type != "multilabel" else batch["labels"].long()
+        if self.label_info.task_type == "regression" and targets.shape[-1] == 1:
             targets = targets.squeeze(-1)
-        self.metrics[stage].update(metric_inputs(self.task_type, logits.float()), targets)
-        if stage == "val" and self.task_type == "classification":
+        self.metrics[stage].update(metric_inputs(self.label_info.task_type, logits.float()), targets)
+        if stage == "val" and self.label_info.task_type == "classification":
             counts = torch.bincount(logits.argmax(-1), minlength=logits.shape[-1])
             self.predicted_counts = counts if self.predicted_counts is None else self.predicted_counts + counts
 
@@ -158,10 +148,10 @@ class ProbeClassifier(SequenceClassifier):
     stops. The saved model is `BertForProbeClassification` (encoder, pooling, standardisation, linear layer).
     """
 
-    def __init__(self, *args, penalties: list[float] = PENALTIES, folds: int = 5, **kwargs):
+    def __init__(self, *args, penalties: list[float] = PENALTIES, folds: int = 5, seed: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.automatic_optimization = False
-        self.penalties, self.folds = list(penalties), folds
+        self.penalties, self.folds, self.seed = list(penalties), folds, seed
         self.features: list[torch.Tensor] = []
         self.labels: list[torch.Tensor] = []
 
@@ -183,7 +173,7 @@ class ProbeClassifier(SequenceClassifier):
         if self.trainer.world_size > 1:
             features, labels = features.flatten(0, 1), labels.flatten(0, 1)
         probe = LinearProbe.fit(features.double().cpu().numpy(), labels.cpu().numpy(), self.config.num_labels,
-                                self.penalties, self.folds, seed=self.trainer.datamodule.seed)
+                                self.penalties, self.folds, seed=self.seed)
         self.model.set_probe(probe)
         # the fit is this run's one optimizer step: it advances global_step, so checkpoints are written for it
         progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress

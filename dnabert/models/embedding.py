@@ -6,21 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import BertModel
 
 from dnabert.atomic import open_npy_atomic
 from dnabert.errors import DnabertError
-from dnabert.models.checkpoints import build_model, initial_config
-from dnabert.tokenization import NUM_SPECIAL, batch_kmer_ids
+from dnabert.models.checkpoints import ModelStart
+from dnabert.models.inputs import batches, encode_batch
+from dnabert.tokenization import NUM_SPECIAL
 
 POOLINGS = ("cls", "mean", "tokens", "nucleotide")
 
 
 def load_encoder(path: str | Path) -> BertModel:
     """The BERT encoder of a pretrained or fine-tuned model (HF directory or .ckpt), in eval mode."""
-    config = initial_config(str(path))
-    return build_model(BertModel, str(path), config).eval()
+    return ModelStart.read(path).build(BertModel).eval()
 
 
 def nucleotide_average(token_states: torch.Tensor, n_kmers: torch.Tensor, k: int, width: int) -> torch.Tensor:
@@ -53,9 +52,9 @@ def embed_to_file(encoder: BertModel, sequences: list[str], out: Path, pooling: 
               "nucleotide": int(min(lengths.max(), kmers_max + k - 1))}
     shape = (len(sequences), hidden) if widths[pooling] is None else (len(sequences), widths[pooling], hidden)
     with open_npy_atomic(out, shape) as array:
-        for start in tqdm(range(0, len(sequences), batch_size), desc="embed", unit="batch", disable=not progress):
-            encoded = batch_kmer_ids(sequences[start : start + batch_size], k, max_tokens)
-            ids, mask = torch.from_numpy(encoded.input_ids), torch.from_numpy(encoded.attention_mask)
+        for start, batch in batches(sequences, batch_size, "embed", progress):
+            _, inputs = encode_batch(encoder, batch, max_tokens)
+            ids, mask = inputs["input_ids"], inputs["attention_mask"]
             states = encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
             tokens = states[:, 1:-1]
             kmer_mask = (ids[:, 1:-1] >= NUM_SPECIAL) | (ids[:, 1:-1] == 1)

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import BertForSequenceClassification
 
 from dnabert.errors import DnabertError
-from dnabert.models.checkpoints import build_model, initial_config
+from dnabert.models.checkpoints import ModelStart
 from dnabert.models.linear_probe import BertForProbeClassification, DNABertProbeConfig
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.problems import output_values
-from dnabert.tokenization import EncodedBatch, batch_kmer_ids, codes_to_text, reverse_complement_text
+from dnabert.models.inputs import batches, encode_batch
+from dnabert.tokenization import codes_to_text, reverse_complement_text
 
 CLASSIFIERS = ((DNABertLongConfig, BertForLongSequenceClassification), (DNABertProbeConfig, BertForProbeClassification))
 """Fine-tuned model class by config class (anything else: a plain BertForSequenceClassification)."""
@@ -22,29 +22,18 @@ CLASSIFIERS = ((DNABertLongConfig, BertForLongSequenceClassification), (DNABertP
 
 def load_classifier(path: str | Path) -> BertForSequenceClassification | BertForLongSequenceClassification:
     """A fine-tuned model from its HF directory or Lightning checkpoint, in eval mode (no code executed)."""
-    config = initial_config(str(path))
+    start = ModelStart.read(path)
+    config = start.config
     if config.num_labels is None or not getattr(config, "problem_type", None):
         raise DnabertError(f"{path}: not a fine-tuned model (no task head); fine-tune it with `train.py task=...`")
     model_class = next((model for kind, model in CLASSIFIERS if isinstance(config, kind)),
                        BertForSequenceClassification)
-    return build_model(model_class, str(path), config).eval()
+    return start.build(model_class).eval()
 
 
 def output_names(model: BertForSequenceClassification) -> list[str]:
     """Class (or target) names in output order."""
     return [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
-
-
-def encode_batch(model, sequences: list[str], max_tokens: int = 512) -> tuple[EncodedBatch, dict]:
-    """Token ids of a batch and the model's keyword inputs (long-sequence models get every chunk, others truncate)."""
-    long = isinstance(model.config, DNABertLongConfig)
-    max_tokens = min(max_tokens, model.config.max_position_embeddings)
-    encoded = batch_kmer_ids(sequences, model.config.k, max_tokens, "split" if long else "truncate")
-    inputs = {"input_ids": torch.from_numpy(encoded.input_ids),
-              "attention_mask": torch.from_numpy(encoded.attention_mask)}
-    if long:
-        inputs["chunk_owner"] = torch.from_numpy(encoded.sequence_index)
-    return encoded, inputs
 
 
 def prediction_lines(model, names: list[str], values: np.ndarray) -> list[str]:
@@ -65,8 +54,7 @@ def predict(model: BertForSequenceClassification, sequences: list[str], batch_si
             max_tokens: int = 512, reverse_complement: bool = False, progress: bool = True) -> np.ndarray:
     """Probabilities per class (softmax), per label (sigmoid) or raw values, one row per sequence."""
     rows = []
-    for start in tqdm(range(0, len(sequences), batch_size), desc="predict", unit="batch", disable=not progress):
-        batch = sequences[start : start + batch_size]
+    for _, batch in batches(sequences, batch_size, "predict", progress):
         strands = [batch, [reverse_complement_text(s) for s in batch]] if reverse_complement else [batch]
         outputs = []
         for strand in strands:
@@ -126,8 +114,7 @@ def scan_windows(model, shards, region: str, window: int, stride: int, column: i
                            f"{model.config.max_position_embeddings}); use a smaller --window")
     starts = list(range(start, end - window + 1, stride))
     offset = (window - stride) // 2
-    for first in tqdm(range(0, len(starts), batch_size), desc="scan", unit="batch", disable=not progress):
-        chunk = starts[first : first + batch_size]
+    for _, chunk in batches(starts, batch_size, "scan", progress):
         sequences = [codes_to_text(shards.fetch(contig, s, s + window)) for s in chunk]
         scores = predict(model, sequences, batch_size=len(chunk), progress=False)[:, column]
         for s, score in zip(chunk, scores):

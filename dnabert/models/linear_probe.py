@@ -28,7 +28,8 @@ from dnabert.data.finetuning import LabelledSplit
 from dnabert.errors import DnabertError
 from dnabert.models.metrics import task_metrics
 from dnabert.problems import metric_inputs
-from dnabert.tokenization import NUM_SPECIAL, UNK_ID, batch_kmer_ids
+from dnabert.models.inputs import batches, encode_batch
+from dnabert.tokenization import NUM_SPECIAL, UNK_ID
 
 PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 """L2 penalties (on the mean cross-entropy, standardised features) tried by cross-validation."""
@@ -54,12 +55,10 @@ def encoder_features(encoder: BertModel, sequences: Sequence[str], layers: Seque
     mode (its training mode is restored afterwards)."""
     training = encoder.training
     encoder.eval()
-    max_tokens = min(max_tokens, encoder.config.max_position_embeddings)
     parts = []
-    for start in range(0, len(sequences), batch_size):
-        encoded = batch_kmer_ids(list(sequences[start : start + batch_size]), encoder.config.k, max_tokens)
-        parts.append(pooled_layers(encoder, torch.from_numpy(encoded.input_ids),
-                                   torch.from_numpy(encoded.attention_mask), layers))
+    for _, batch in batches(sequences, batch_size):
+        _, inputs = encode_batch(encoder, batch, max_tokens)
+        parts.append(pooled_layers(encoder, inputs["input_ids"], inputs["attention_mask"], layers))
     encoder.train(training)
     return torch.cat(parts).double().numpy()
 

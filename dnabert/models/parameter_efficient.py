@@ -13,7 +13,7 @@ from transformers import PreTrainedModel
 
 from dnabert.atomic import build_directory
 from dnabert.errors import DnabertError
-from dnabert.models.checkpoints import _in_encoder, save_hf_directory
+from dnabert.models.checkpoints import in_encoder, save_hf_directory
 
 ADAPTER_DIRECTORY = "adapter"
 """Sub-directory of a LoRA model's HF directory that holds the `peft` adapter."""
@@ -27,7 +27,7 @@ def full(model: PreTrainedModel) -> PreTrainedModel:
 def head_modules(model: PreTrainedModel) -> list[str]:
     """Modules with weights outside the pretrained embeddings and layers: the pooler (which masked-k-mer pretraining
     never trains), any chunk aggregator and the classifier."""
-    return sorted({name.rsplit(".", 1)[0] for name, _ in model.named_parameters() if not _in_encoder(name)})
+    return sorted({name.rsplit(".", 1)[0] for name, _ in model.named_parameters() if not in_encoder(name)})
 
 
 def lora(model: PreTrainedModel, rank: int = 8, alpha: float = 16, dropout: float = 0.1,

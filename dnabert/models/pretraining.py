@@ -13,7 +13,7 @@ from dnabert.data.masking import IGNORE_INDEX, SpanMasking, hidden_nucleotides, 
 from dnabert.errors import DnabertError
 from dnabert.models.hidden_nucleotides import (HiddenNucleotideAccuracy, LocalBaseline, nucleotide_probabilities,
                                                predicted_nucleotides)
-from dnabert.models.checkpoints import RANDOM, build_model, initial_config
+from dnabert.models.checkpoints import ModelStart
 from dnabert.models.module import DnabertModule
 from dnabert.tokenization import vocab_size
 
@@ -55,38 +55,34 @@ class MaskedKmerModule(DnabertModule):
 
     def __init__(
         self,
-        config: BertConfig,
+        start: ModelStart,
         masking: SpanMasking,
         optimizer: Callable,
         scheduler: Callable | None = None,
-        init: str = RANDOM,
+        max_tokens: int = 512,
+        training_sequence: Callable[[], str] | None = None,
         attn_implementation: str = "sdpa",
         baseline_orders: list[int] = (2, 3, 4),
     ):
         super().__init__(optimizer, scheduler)
-        config = initial_config(init, config)
+        config = start.config
         if config.vocab_size != vocab_size(config.k):
             raise DnabertError(f"model: vocab_size={config.vocab_size} does not fit k={config.k} (expected 4**k + 5)")
+        if max_tokens > config.max_position_embeddings:
+            raise DnabertError(f"data.max_tokens={max_tokens} exceeds the model's max_position_embeddings="
+                               f"{config.max_position_embeddings}; lower data.max_tokens")
         self.config = config
-        self.model = build_model(BertForMaskedLM, init, config, attn_implementation)
+        self.model = start.build(BertForMaskedLM, attn_implementation=attn_implementation)
         self.masking = masking
+        self.training_sequence = training_sequence
         self.val_loss = MeanMetric()
         self.val_accuracy = MeanMetric()
         self.val_baseline = KmerFrequencyBaseline(config.vocab_size)
         self.val_hidden = HiddenNucleotideAccuracy(baseline_orders)
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        max_tokens = getattr(datamodule, "max_tokens", None)
-        if max_tokens is not None and max_tokens > self.config.max_position_embeddings:
-            raise DnabertError(
-                f"data.max_tokens={max_tokens} exceeds the model's max_position_embeddings="
-                f"{self.config.max_position_embeddings}; lower data.max_tokens"
-            )
-        if getattr(datamodule, "k", self.config.k) != self.config.k:
-            raise DnabertError(f"data.k={datamodule.k} does not match the model's k={self.config.k}")
-        if self.val_hidden.baseline is None and self.val_hidden.orders and hasattr(datamodule, "train_windows"):
-            self.val_hidden.baseline = LocalBaseline(datamodule.train_windows.sequence(), self.val_hidden.orders)
+        if self.val_hidden.baseline is None and self.val_hidden.orders and self.training_sequence is not None:
+            self.val_hidden.baseline = LocalBaseline(self.training_sequence(), self.val_hidden.orders)
 
     def masked_predictions(self, batch: dict[str, torch.Tensor], step: int
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

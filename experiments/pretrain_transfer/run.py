@@ -105,13 +105,9 @@ def final_checkpoint(corpus: str, strategy: str, kind: str = "hf") -> Path:
 
 def composed(overrides: list[str]):
     """The train.py config for `overrides` (composed in this process, as train.py would)."""
-    from hydra import compose, initialize_config_dir
+    from dnabert.config import composed as compose_config
 
-    from dnabert.config import register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[*overrides, "paths.output_dir=unused"])
+    return compose_config([*overrides, "paths.output_dir=unused"])
 
 
 def pretrained(corpus: str, strategy: str) -> bool:
@@ -192,10 +188,11 @@ def hidden() -> dict:
 
 
 def probe_data(task: str, seed: int):
-    """The task's training file split as train.py splits it for `seed` (validation held out), and its test file."""
+    """The task's training file split as train.py splits it for `seed` (validation held out), and its test file,
+    tokenized as 6-mers."""
     from dnabert.data.finetuning import LabelledDataModule
     spec = STUDY["tasks"][task]
-    data = LabelledDataModule(spec["train"], test=spec["test"], seed=seed)
+    data = LabelledDataModule(spec["train"], test=spec["test"], seed=seed, k=6)
     data.setup()
     return data
 
@@ -212,7 +209,6 @@ def curves() -> dict:
     path, results = recorded("curves")
     for corpus in started():
         data = probe_data(STUDY["corpora"][corpus]["home"], seed=SEEDS[0])
-        data.use_k(6)
         for strategy in finished(corpus):
             snapshots = sorted(pretrain_dir(corpus, strategy).glob("snapshots/step*.hf"),
                                key=lambda p: int(p.name[4:-3]))
@@ -242,7 +238,7 @@ def four_mer_probe(task: str, seed: int) -> dict:
     from dnabert.models.linear_probe import LinearProbe
     from dnabert.models.metrics import task_metrics
     from dnabert.problems import metric_inputs
-    from experiments.finetune_study import kmer_counts
+    from dnabert.baselines import kmer_counts
 
     data = probe_data(task, seed)
     classes = data.label_info.num_labels

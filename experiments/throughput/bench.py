@@ -40,10 +40,9 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from dnabert.config import register_resolvers  # noqa: E402
+from dnabert.config import composed as compose_config, register_resolvers  # noqa: E402
 from dnabert.data.masking import IGNORE_INDEX  # noqa: E402
 from dnabert.models.pretraining import MaskedKmerModule, attention_flops, training_flops  # noqa: E402
 
@@ -126,9 +125,8 @@ def composed(setup: Setup, max_tokens: int | None):
                  for key, value in setup.overrides.items()]
     if max_tokens:
         overrides.append(f"data.max_tokens={max_tokens}")
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=["task=pretrain", f"data.genome={GENOME}", "paths.output_dir=unused",
-                                           "task.scheduler=null", *overrides])
+    return compose_config(["task=pretrain", f"data.genome={GENOME}", "paths.output_dir=unused", "task.scheduler=null",
+                           *overrides])
 
 
 class Runner:

@@ -1,0 +1,35 @@
+"""Train a DNABERT model: `python -m dnabert.train [model=..] [task=..] [data=..] [trainer=..] [key=value ...]`.
+
+The configs are the package's own (dnabert/conf), so an installed dnabert trains from any directory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import hydra
+from omegaconf import DictConfig
+from transformers.utils.logging import disable_progress_bar
+
+from dnabert.config import CONF_DIR, register_resolvers
+from dnabert.errors import report_errors
+from dnabert.training import train
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; user errors end as one `dnabert: ...` line."""
+    disable_progress_bar()  # transformers' bar at every HF export would interleave with Lightning's
+    return report_errors(lambda: train(cfg))
+
+
+def run() -> None:
+    """Command-line entry: Hydra's config errors reach `report_errors` as one `dnabert:` line too."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    report_errors(main)
+
+
+if __name__ == "__main__":
+    run()

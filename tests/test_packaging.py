@@ -1,0 +1,46 @@
+"""The package as users install it: a wheel built from the repo, installed into a fresh venv outside the checkout."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+from tests.conftest import ROOT, run
+
+
+def test_an_installed_wheel_trains_and_benchmarks_from_another_directory(tmp_path):
+    """The wheel carries the configs and the embedded genome: `python -m dnabert.train` and `dnabert benchmark
+    --help` work from a directory that is not the checkout, with the wheel's dnabert (not the editable one)."""
+    source = tmp_path / "source"  # the files a wheel is built from, so that the build leaves the checkout clean
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "dnabert", source / "dnabert", ignore=shutil.ignore_patterns("__pycache__"))
+    built = run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+                 "-w", str(tmp_path / "wheels")], tmp_path)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next((tmp_path / "wheels").glob("dnabert-*.whl"))
+
+    venv = tmp_path / "venv"
+    assert run([sys.executable, "-m", "venv", str(venv)], tmp_path).returncode == 0
+    python = venv / "bin" / "python"
+    installed = run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], tmp_path)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    # the dependencies (torch, lightning, ...) come from this interpreter's site-packages, after the venv's own
+    site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                    tmp_path).stdout.strip())
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = run([str(python), "-c", "import dnabert; print(dnabert.__file__)"], elsewhere)
+    assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr
+    trained = run([str(python), "-m", "dnabert.train", "debug=limit", "trainer.max_steps=2",
+                   "callbacks.progress_bar=null", "paths.output_dir=run", "paths.cache_dir=cache"], elsewhere)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert (elsewhere / "run" / "checkpoints" / "last.hf" / "model.safetensors").is_file()
+    assert (elsewhere / "run" / "metrics.json").is_file()
+    helped = run([str(venv / "bin" / "dnabert"), "benchmark", "--help"], elsewhere)
+    assert helped.returncode == 0 and "gue" in helped.stdout, helped.stderr[-2000:]

@@ -1,0 +1,88 @@
+"""`dnabert study`: declared arms x seeds through the training run, chosen on validation, reused when unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import ROOT, assert_user_error, dnabert_cli
+
+PROMOTERS = ROOT / "tests" / "data" / "promoter_dm3_600.tsv"
+RUN = ["model=tiny", "trainer.max_epochs=1", "callbacks.schedule=null", "data.batch_size=32",
+       "+trainer.limit_train_batches=3", "logger=csv"]
+
+
+@pytest.fixture
+def splits(tmp_path) -> dict[str, str]:
+    """The fixture's first 480 rows to train on (validation held out of them), the last 120 as the test file."""
+    header, *rows = PROMOTERS.read_text().splitlines()
+    files = {}
+    for split, part in (("train", rows[:480]), ("test", rows[480:])):
+        files[split] = str(tmp_path / f"{split}.tsv")
+        Path(files[split]).write_text("\n".join([header, *part]) + "\n")
+    return files
+
+
+def write_study(folder: Path, splits: dict, **changes) -> Path:
+    """A two-arm, two-seed study file with a declared ensemble and the baselines."""
+    study = {"task": "prom300", "data": splits, "overrides": RUN,
+             "arms": {"slow": ["task.optimizer.lr=1e-4"], "fast": ["task.optimizer.lr=2e-3"]},
+             "seeds": [1, 2], "select": "val/auroc", "ensembles": {"fast": 2}, "baselines": True, "threads": 1}
+    study.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "study.yaml").write_text(yaml.safe_dump(study))
+    return folder / "study.yaml"
+
+
+def run_times(folder: Path) -> dict[str, float]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in (folder / "results").glob("*/test_metrics.json")}
+
+
+def test_a_study_runs_chooses_on_validation_and_reuses_unchanged_runs(tmp_path, splits):
+    path = write_study(tmp_path / "study", splits)
+    first = dnabert_cli(["study", str(path)], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = json.loads((path.parent / "results.json").read_text())
+    assert sorted((run["arm"], run["seed"]) for run in results["runs"]) == [("fast", 1), ("fast", 2), ("slow", 1),
+                                                                           ("slow", 2)]
+    means = {arm: np.mean([run["val"]["val/auroc"] for run in results["runs"] if run["arm"] == arm])
+             for arm in ("slow", "fast")}
+    assert results["chosen_on_validation"] == max(means, key=means.get) and results["threads"] == 1
+    for run in results["runs"]:  # each run's numbers are its own files'
+        folder = path.parent / "results" / f"{run['arm']}-seed{run['seed']}"
+        assert run["test"] == json.loads((folder / "test_metrics.json").read_text())
+        assert run["val"] == json.loads((folder / "val_metrics.json").read_text())
+    assert len(results["ensembles"]["fast"]) == 1 and "4-mer logistic regression" in results["baselines"]
+    table = (path.parent / "table.md").read_text()
+    assert f"{results['chosen_on_validation']} (chosen on val/auroc)" in table
+    assert "fast, ensembles of 2 seeds (declared)" in table and "4-mer logistic regression" in table
+
+    before = run_times(path.parent)
+    again = dnabert_cli(["study", str(path)], tmp_path)
+    assert again.returncode == 0 and again.stdout.count("reused") == 4, again.stdout + again.stderr[-2000:]
+    assert run_times(path.parent) == before
+
+    write_study(tmp_path / "study", splits, arms={"slow": ["task.optimizer.lr=1e-4"],
+                                                 "fast": ["task.optimizer.lr=3e-3"]})
+    changed = dnabert_cli(["study", str(path)], tmp_path)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    after = run_times(path.parent)
+    assert {run: after[run] == before[run] for run in before} == {"slow-seed1": True, "slow-seed2": True,
+                                                                 "fast-seed1": False, "fast-seed2": False}
+
+
+@pytest.mark.parametrize("changes,fragments", [
+    ({"select": "test/auroc"}, ["select=test/auroc", "validation only"]),
+    ({"data": {"train": "missing.tsv", "test": "missing.tsv"}}, ["data.train=missing.tsv", "not found"]),
+    ({"arms": {"fast": ["task.no_such_option=1"]}}, ["task.no_such_option"]),
+    ({"seeds": []}, ["seeds must be a non-empty list"]),
+    ({"ensembles": {"fast": 3}}, ["ensembles.fast=3", "2 or more of the 2 seeds"]),
+])
+def test_a_bad_study_is_one_line_and_writes_nothing(tmp_path, splits, changes, fragments):
+    path = write_study(tmp_path / "study", splits, **changes)
+    assert_user_error(dnabert_cli(["study", str(path)], tmp_path), str(path), *fragments)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["study.yaml"]
