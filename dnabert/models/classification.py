@@ -66,7 +66,7 @@ class SequenceClassifier(DnabertModule):
                       "model_type": DNABertLongConfig.model_type}
             self.config = config_from_dict(values)
             self.model_class = BertForLongSequenceClassification
-        self.start = start
+        self.start: ModelStart | None = start
         self.label_info = labels
         self.attn_implementation = attn_implementation
         self.finetune = finetune
@@ -80,6 +80,7 @@ class SequenceClassifier(DnabertModule):
         if self.model is not None:
             return
         model = self.start.build(self.model_class, self.config, self.attn_implementation)
+        self.start = None  # built: a checkpoint's weights are not kept twice
         if self.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model = self.finetune(model)

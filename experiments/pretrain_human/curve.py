@@ -9,7 +9,7 @@ from pathlib import Path
 
 def main(run_dir: str) -> None:
     """Markdown table of every validation row in `run_dir/csv/*/metrics.csv`."""
-    metrics = sorted(Path(run_dir).glob("csv/version_*/metrics.csv"))[-1]
+    metrics = max(Path(run_dir).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
     print("| step | val loss | perplexity | masked-token accuracy | k-mer frequency baseline | accuracy / baseline |")
     print("|---:|---:|---:|---:|---:|---:|")
     for row in csv.DictReader(open(metrics)):

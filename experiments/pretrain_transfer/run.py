@@ -156,9 +156,9 @@ def inits(corpus: str | None = None) -> dict[str, str]:
 def hidden() -> dict:
     """Hidden-base accuracy of each final checkpoint (and random weights) vs the local baseline, per masking."""
     import lightning as L
-    from hydra.utils import instantiate
 
     from dnabert.models.hidden_nucleotides import LocalBaseline
+    from dnabert.training import data_and_module
 
     path, results = recorded("hidden")
     for corpus in started():
@@ -173,7 +173,7 @@ def hidden() -> dict:
                 cfg = composed(["experiment=pretrain_tiny", f"data.genome={spec['genome']}", f"task/masking={masking}",
                                 f"model.init={init}", f"data.val_windows={STUDY['hidden']['val_windows']}"])
                 L.seed_everything(cfg.seed)
-                data, module = instantiate(cfg.data), instantiate(cfg.task)
+                data, module = data_and_module(cfg)  # as train.py builds them
                 data.prepare_data()
                 data.setup("validate")
                 baseline = baseline or LocalBaseline(data.train_windows.sequence(), module.val_hidden.orders)
