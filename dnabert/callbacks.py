@@ -17,7 +17,7 @@ from peft import PeftModel
 
 from dnabert.data.finetuning import LabelledDataModule
 from dnabert.errors import DnabertError
-from dnabert.models.checkpoints import hf_directory_of, model_weights, save_hf_directory
+from dnabert.models.checkpoints import hf_directory_of, in_encoder, model_weights, save_hf_directory
 from dnabert.models.linear_probe import check_layers, probe_scores
 from dnabert.models.parameter_efficient import save_lora_directory
 
@@ -161,6 +161,36 @@ class DataSizeSchedule(Callback):
         trainer.fit_loop.max_epochs = epochs
         trainer.fit_loop.epoch_loop.min_steps = self.min_steps
         trainer.check_val_every_n_epoch = max(1, round(self.val_every_steps / per_epoch))
+
+
+class FrozenEncoderStart(Callback):
+    """Linear probing, then fine-tuning (LP-FT, Kumar et al. 2022): the encoder's weights stay frozen for the first
+    `steps` optimizer steps, so the head fits the pretrained features before they move; then every weight trains.
+    0 (the preset): every weight trains from the start. Full fine-tuning on one process only."""
+
+    def __init__(self, steps: int = 0):
+        if steps < 0:
+            raise DnabertError(f"callbacks.frozen_encoder.steps={steps}: must be at least 0 (0: never frozen)")
+        self.steps = steps
+        self.frozen: list[torch.nn.Parameter] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step >= self.steps:  # nothing to freeze, or a resumed run past the frozen start
+            return
+        if trainer.world_size > 1:
+            raise DnabertError("callbacks.frozen_encoder.steps needs one process (DDP keeps every weight training)")
+        self.frozen = [p for name, p in pl_module.model.named_parameters() if in_encoder(name) and p.requires_grad]
+        if not self.frozen:
+            raise DnabertError("callbacks.frozen_encoder.steps: no trainable encoder weights to freeze; it needs "
+                               "finetune=full")
+        for parameter in self.frozen:
+            parameter.requires_grad_(False)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if self.frozen and trainer.global_step >= self.steps:
+            for parameter in self.frozen:
+                parameter.requires_grad_(True)
+            self.frozen = []
 
 
 class TransferProbe(Callback):

@@ -172,3 +172,23 @@ def test_bad_transfer_settings_are_one_line_and_write_nothing(tmp_path, override
     result = train(["model=tiny", "trainer.max_steps=2", *overrides, f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
     assert_user_error(result, fragment)
     assert result.returncode == 2 and not (tmp_path / "run").exists()
+
+
+def test_a_frozen_encoder_start_trains_the_head_first_then_everything(tmp_path, promoters):
+    """`callbacks.frozen_encoder.steps=3`: after 3 steps only the head has moved from the pretrained start; after 6
+    the encoder has too."""
+    init = tmp_path / "init"
+    save_hf_directory(BertForMaskedLM(instantiate(composed(["model.k=3"]).model.config)), init)
+    snapshots = ("+callbacks.snapshots={_target_:dnabert.callbacks.HFModelCheckpoint,dirpath:'${paths.output_dir}/"
+                 "snapshots',filename:'step{step}',every_n_train_steps:3,save_top_k:-1,auto_insert_metric_name:false}")
+    result = train(["task=prom300", f"model.init={init}", "callbacks.frozen_encoder.steps=3", "trainer.max_epochs=1",
+                    "+trainer.limit_train_batches=6", "callbacks.schedule=null", "task.optimizer.lr=1e-3",
+                    "data.batch_size=16", snapshots, f"data.train={promoters / 'train.tsv'}",
+                    f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    start = load_file(init / "model.safetensors")
+    encoder = [key for key in start if key.startswith("bert.") and "pooler" not in key]
+    step3, step6 = (load_file(tmp_path / "run" / "snapshots" / f"step{n}.hf" / "model.safetensors") for n in (3, 6))
+    assert encoder and all(torch.equal(step3[key], start[key]) for key in encoder)
+    assert not torch.equal(step3["classifier.weight"], step6["classifier.weight"])
+    assert sum(not torch.equal(step6[key], start[key]) for key in encoder) > len(encoder) // 2
