@@ -23,6 +23,7 @@ the study file, to be committed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dnabert.atomic import write_json_atomic, write_text_atomic
+from dnabert.data.labelled import LabelledRows
 from dnabert.errors import DnabertError, read_json
 from dnabert.provenance import path_checksum, resolved_config
 
@@ -126,6 +128,12 @@ class Study:
                 f"paths.output_dir={self.run_dir(arm, seed)}"]
 
 
+@functools.cache
+def checksum(path: str) -> str | None:
+    """`path_checksum` of a file or directory, once per study call (the same splits serve every run)."""
+    return path_checksum(Path(path))
+
+
 def run_identity(study: Study, arm: str, seed: int) -> dict:
     """What makes a finished run reusable: its resolved config's hash, its data's and model.init's checksums and the
     thread count (the same seed on another thread count gives other numbers)."""
@@ -139,7 +147,7 @@ def run_identity(study: Study, arm: str, seed: int) -> dict:
     text = json.dumps(config, sort_keys=True)
     paths = {**{f"data.{key}": config["data"].get(key) for key in SPLITS}, "model.init": config["model"]["init"]}
     return {"config_sha256": hashlib.sha256(text.encode()).hexdigest(), "threads": study.threads,
-            "checksums": {key: path_checksum(Path(value)) for key, value in paths.items()
+            "checksums": {key: checksum(value) for key, value in paths.items()
                           if value and value != "random"}}
 
 
@@ -168,26 +176,31 @@ def train_run(study: Study, arm: str, seed: int, identity: dict) -> dict:
     return record | {"reused": False}
 
 
+def probability_metrics(probabilities: np.ndarray, classes: list[str], test: LabelledRows) -> dict[str, float]:
+    """Test metrics (`test/...`) of class probabilities for the test rows (e.g. an ensemble's mean)."""
+    from dnabert.data.labelled import encode_labels
+    from dnabert.models.metrics import task_metrics
+    from dnabert.problems import metric_inputs
+
+    metrics = task_metrics("classification", len(classes))
+    metrics.update(metric_inputs("classification", torch.from_numpy(probabilities).log()),
+                   torch.from_numpy(encode_labels(test, "classification", classes)))
+    return {f"test/{key}": float(value) for key, value in metrics.compute().items()}
+
+
 def ensemble_metrics(study: Study, arm: str, size: int) -> list[dict[str, float]]:
     """Test metrics of each declared ensemble of `arm` (consecutive seeds, `size` at a time): the mean class
     probabilities of the members' best-on-validation models, as `dnabert predict A B C` averages them."""
-    from dnabert.data.labelled import encode_labels
     from dnabert.data.labelled_layouts import read_labelled
     from dnabert.models.inference import load_ensemble, output_names, predict_ensemble
-    from dnabert.models.metrics import task_metrics
-    from dnabert.problems import metric_inputs
 
     test = read_labelled(study.data["test"])
     results = []
     for first in range(0, len(study.seeds), size):
         models = load_ensemble([study.run_dir(arm, seed) / "checkpoints" / "best.hf"
                                 for seed in study.seeds[first : first + size]])
-        names = output_names(models[0])
         probabilities = predict_ensemble(models, test.sequences, progress=False)
-        metrics = task_metrics("classification", len(names))
-        metrics.update(metric_inputs("classification", torch.from_numpy(probabilities).log()),
-                       torch.from_numpy(encode_labels(test, "classification", names)))
-        results.append({f"test/{key}": float(value) for key, value in metrics.compute().items()})
+        results.append(probability_metrics(probabilities, output_names(models[0]), test))
     return results
 
 

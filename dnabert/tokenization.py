@@ -13,12 +13,15 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from transformers import BertTokenizer
 
 from dnabert.errors import DnabertError
+
+if TYPE_CHECKING:
+    import torch
 
 ALPHABET = "ATCG"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -147,6 +150,8 @@ class EncodedBatch:
 
     def tensors(self, chunks: bool = False) -> dict[str, torch.Tensor]:
         """The model's keyword inputs; `chunks`: with `chunk_owner` (row -> sequence) for long-sequence models."""
+        import torch  # here, so that the numpy tokenizer (and `dnabert --help`) does not load torch
+
         inputs = {"input_ids": torch.from_numpy(self.input_ids),
                   "attention_mask": torch.from_numpy(self.attention_mask)}
         if chunks:

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from transformers.utils.logging import disable_progress_bar
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from dnabert.baselines import baseline_rows  # noqa: E402
 from dnabert.data.finetuning import natural_order  # noqa: E402
-from dnabert.data.labelled import LabelledRows, encode_labels  # noqa: E402
+from dnabert.data.labelled import LabelledRows  # noqa: E402
 from dnabert.data.labelled_layouts import read_labelled  # noqa: E402
 from dnabert.models.inference import load_ensemble, output_names, predict  # noqa: E402
-from dnabert.models.metrics import task_metrics  # noqa: E402
-from dnabert.problems import metric_inputs  # noqa: E402
+from dnabert.study import probability_metrics  # noqa: E402
 
 METRICS = ("accuracy", "f1", "mcc", "auroc")
 
@@ -49,15 +47,6 @@ def test_probabilities(run_dirs: list[Path], test: LabelledRows) -> tuple[list[s
     models = load_ensemble([run_dir / "checkpoints" / "best.hf" for run_dir in run_dirs])
     return output_names(models[0]), {run_dir: predict(model, test.sequences, progress=False)
                                      for run_dir, model in zip(run_dirs, models)}
-
-
-def ensemble_metrics(probabilities: list[np.ndarray], classes: list[str], test: LabelledRows) -> dict[str, float]:
-    """Test metrics (`test/...`) of the mean of several models' class probabilities, as `dnabert predict A B C`
-    averages them."""
-    metrics = task_metrics("classification", len(classes))
-    metrics.update(metric_inputs("classification", torch.from_numpy(np.mean(probabilities, axis=0)).log()),
-                   torch.from_numpy(encode_labels(test, "classification", classes)))
-    return {f"test/{key}": float(value) for key, value in metrics.compute().items()}
 
 
 def stratified_folds(labels: list[str], folds: int, seed: int) -> np.ndarray:
@@ -180,7 +169,8 @@ def main() -> None:
         for row, label, runs in batches:
             for start in range(0, len(args.seeds), args.ensemble):
                 members = [d for run_dirs in runs.values() for d in run_dirs[start : start + args.ensemble]]
-                metrics = ensemble_metrics([probabilities[d] for d in members], classes, ensemble_test)
+                metrics = probability_metrics(np.mean([probabilities[d] for d in members], axis=0), classes,
+                                              ensemble_test)
                 ensembles.setdefault(row, []).append(metrics)
                 print(f"{label} ensemble of seeds {args.seeds[start : start + args.ensemble]}: {brief(metrics)}",
                       flush=True)
