@@ -1,10 +1,13 @@
-"""Writes that never leave a half-written output: build under a temporary name, then rename into place."""
+"""Writes that never leave a half-written output: build under a temporary name, flush it to disk (fsync), then
+rename into place and flush the directory, so that neither a crash nor a power cut leaves a half-written file under
+the final name."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +18,21 @@ import numpy as np
 
 def _temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a directory's contents to disk (a directory: the names in it, after a rename)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _replace(source: Path, target: Path) -> None:
+    """Rename `source` to `target`, then flush the directory so that the new name survives a crash."""
+    os.replace(source, target)
+    _fsync(target.parent)
 
 
 @contextmanager
@@ -47,8 +65,10 @@ def open_atomic(path: Path, mode: str = "w") -> Iterator[IO]:
     try:
         with _reported_as(path, temporary), open(temporary, mode) as handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         with _reported_as(path, temporary):
-            os.replace(temporary, path)
+            _replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -64,7 +84,8 @@ def open_npy_atomic(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Ite
         yield array
         with _reported_as(path, temporary):
             array.flush()
-            os.replace(temporary, path)
+            _fsync(temporary)
+            _replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -80,23 +101,43 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     write_text_atomic(path, json.dumps(payload, indent=1) + "\n")
 
 
+def _owner_is_gone(partial: Path) -> bool:
+    """Whether a `.name.partial-HOST-PID` directory was left by a process of this host that no longer runs (another
+    host's, or a running process's, is someone's build in progress)."""
+    host, _, pid = partial.name.rpartition("-")
+    if not host.endswith(f".partial-{socket.gethostname()}") or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's running process
+        return False
+    return False
+
+
 def build_directory(target: Path, build: Callable[[Path], None]) -> Path:
-    """Run `build(work_dir)` in a sibling temporary directory, then swap it in for `target` (old version removed)."""
+    """Run `build(work_dir)` in a sibling temporary directory, flush its files to disk, then swap it in for
+    `target` (old version removed). Partial directories that crashed builds of this host left are removed; another
+    process's build in progress is never touched."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    work = target.parent / f".{target.name}.partial-{os.getpid()}"
+        if _owner_is_gone(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    work = target.parent / f".{target.name}.partial-{socket.gethostname()}-{os.getpid()}"
     try:
         with _reported_as(target, work):
             build(work)
+            for path in sorted(work.rglob("*"), reverse=True):  # files, then their directories
+                _fsync(path)
             if target.exists():
                 old = target.parent / f".{target.name}.old-{os.getpid()}"
                 os.replace(target, old)
-                os.replace(work, target)
+                _replace(work, target)
                 shutil.rmtree(old, ignore_errors=True)
             else:
-                os.replace(work, target)
+                _replace(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target

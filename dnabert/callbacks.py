@@ -1,5 +1,6 @@
-"""Lightning callbacks: HF directories beside checkpoints, a checkpoint on SIGTERM, a stop on a non-finite loss,
-per-step noise seeding for exact resume, and a linear probe that measures transfer during pretraining."""
+"""Lightning callbacks: HF directories beside checkpoints, a checkpoint on SIGTERM, a stop on a non-finite loss, a
+validation after the last step, per-step noise seeding for exact resume, the data-size schedule, and a linear probe
+that measures transfer during pretraining."""
 
 from __future__ import annotations
 
@@ -113,6 +114,21 @@ class FiniteLoss(Callback):
         last = getattr(trainer.checkpoint_callback, "last_model_path", "") or "no checkpoint yet"
         raise DnabertError(f"training loss is {loss.item()} at step {trainer.global_step} (NaN or infinite): "
                            f"stopped before the update; last checkpoint: {last}")
+
+
+class ValidateAtEnd(Callback):
+    """Validate after the last training step when the schedule would not (a `trainer.max_steps` that ends inside an
+    epoch, a last epoch between validation epochs), so the final weights compete for `best` and the test split is
+    scored on a validated checkpoint."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        last_step = 0 < trainer.max_steps <= trainer.global_step
+        last_batch = (trainer.fit_loop.epoch_loop.batch_progress.is_last_batch and trainer.max_epochs not in (None, -1)
+                      and trainer.current_epoch + 1 >= trainer.max_epochs)
+        if (last_step or last_batch) and trainer.enable_validation:
+            # the loop's own test then validates after this batch: every batch is a check now, and none follows
+            trainer.check_val_every_n_epoch, trainer.val_check_batch = None, 1
 
 
 class StepSeed(Callback):

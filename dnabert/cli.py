@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -39,6 +40,19 @@ def _prepare_genome(args: argparse.Namespace) -> None:
     print(f"{out}: {len(shards.contigs)} contigs, {int(shards.lengths.sum()):,} nt, {ambiguous:,} N/IUPAC")
 
 
+def _say_truncated(models: list, sequences: list[str], max_tokens: int, command: str) -> None:
+    """One warning line when some inputs are longer than the (shortest) reach of the models: they are truncated."""
+    from dnabert.models.inputs import model_reach
+    from dnabert.tokenization import say_truncated
+
+    reaches = [reach for reach in (model_reach(model, max_tokens) for model in models) if reach is not None]
+    positions = min(model.config.max_position_embeddings for model in models)
+    longer = f"--max-tokens up to {positions}, " if max_tokens < positions else ""
+    say_truncated(sequences, min(reaches, default=None), command,
+                  f"give shorter sequences, {longer}or fine-tune with data.overflow=split (a long-sequence model "
+                  "reads every chunk)")
+
+
 def _predict(args: argparse.Namespace) -> None:
     from dnabert.atomic import write_text_atomic
     from dnabert.data.labelled import read_sequences
@@ -46,6 +60,7 @@ def _predict(args: argparse.Namespace) -> None:
 
     models = load_ensemble(args.model)
     names, sequences = read_sequences(args.input, min_length=max(model.config.k for model in models))
+    _say_truncated(models, sequences, args.max_tokens, "predict")
     values = predict_ensemble(models, sequences, args.batch_size, args.max_tokens, args.reverse_complement,
                               not args.quiet)
     lines = prediction_lines(models[0], names, values)
@@ -59,6 +74,7 @@ def _embed(args: argparse.Namespace) -> None:
 
     encoder = load_encoder(args.model)
     _, sequences = read_sequences(args.input, min_length=encoder.config.k)
+    _say_truncated([encoder], sequences, args.max_tokens, "embed")
     shape = embed_to_file(encoder, sequences, args.out, args.pooling, args.batch_size, args.max_tokens, not args.quiet)
     print(f"{args.out}: embeddings of shape {shape}")
 
@@ -118,6 +134,7 @@ def _attention(args: argparse.Namespace) -> None:
 
     model = load_classifier(args.model)
     names, sequences = read_sequences(args.input, min_length=model.config.k)
+    _say_truncated([model], sequences, args.max_tokens, "attention")
     maps = sequence_indexes(args.maps, "--maps", len(names))
     batches = attention_batches(model, sequences, args.batch_size, args.max_tokens, not args.quiet)
     _scores_report(args, model, names, sequences, batches, "attention", signed=False)
@@ -132,6 +149,7 @@ def _attribute(args: argparse.Namespace) -> None:
     model = load_classifier(args.model)
     target, column = _output_column(model, args.target, "--target")
     names, sequences = read_sequences(args.input, min_length=model.config.k)
+    _say_truncated([model], sequences, args.max_tokens, "attribute")
     batches = attribution_batches(model, sequences, column, args.steps, args.batch_size, args.max_tokens,
                                   not args.quiet)
     _scores_report(args, model, names, sequences, batches, f"attribution to {target}", signed=True)
@@ -164,6 +182,7 @@ def _motifs(args: argparse.Namespace) -> None:
     config = MotifConfig().with_settings(args.set)
     model = load_classifier(args.model)
     rows = read_labelled(args.input)
+    _say_truncated([model], rows.sequences, args.max_tokens, "motifs")
     positive = args.positive or output_names(model)[-1]
     motifs, matches = run_motifs(model, rows, positive, args.out, config, args.jaspar, args.batch_size,
                                  args.max_tokens, not args.quiet)
@@ -174,9 +193,10 @@ def _motifs(args: argparse.Namespace) -> None:
 def _variants(args: argparse.Namespace) -> None:
     from dnabert.atomic import write_text_atomic
     from dnabert.data.labelled import read_sequences
-    from dnabert.interpret.variants import SCORED, plot_top_variants, read_mutations, report_lines, \
+    from dnabert.interpret.variants import SCORED, check_reach, plot_top_variants, read_mutations, report_lines, \
         saturation_variants, score_variants
     from dnabert.models.inference import load_classifier
+    from dnabert.models.inputs import model_reach
 
     if bool(args.vcf) == bool(args.sequences) or (args.sequences and bool(args.mutations) == args.saturation):
         raise DnabertError("variants: give --vcf with --genome, or --sequences with --mutations or --saturation")
@@ -193,6 +213,8 @@ def _variants(args: argparse.Namespace) -> None:
                     else read_mutations(args.mutations, names, sequences))
     model = load_classifier(args.model)
     label, column = _output_column(model, args.label, "--label")
+    check_reach(variants, model_reach(model, args.max_tokens), "--window" if args.vcf else "--sequences")
+    _say_truncated([model], [v.reference_window for v in variants if v.status == SCORED], args.max_tokens, "variants")
     scores = score_variants(model, variants, column, args.batch_size, args.max_tokens, not args.quiet)
     write_text_atomic(args.out, "\n".join(report_lines(variants, scores)) + "\n")
     scored = sum(v.status == SCORED for v in variants)
@@ -332,8 +354,21 @@ def _run(args: argparse.Namespace) -> None:
     try:
         args.run(args)
     except ModuleNotFoundError as error:  # the interpretation commands' plotting/motif packages are an extra
+        if (error.name or "").split(".")[0] not in _extra_packages("interp"):
+            raise
         raise DnabertError(f"`dnabert {args.command}` needs the package {error.name!r}: "
                            "pip install 'dnabert[interp]' (or -e '.[interp]' in a checkout)") from None
+
+
+def _extra_packages(extra: str) -> set[str]:
+    """The distributions an extra of the installed dnabert adds (their import names are the same)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        requirements = requires("dnabert") or []
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return set()
+    return {re.split(r"[<>=!~;\[ ]", line)[0].lower() for line in requirements if f'extra == "{extra}"' in line}
 
 
 def main(argv: list[str] | None = None) -> None:

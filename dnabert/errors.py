@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hydra.errors import CompactHydraException, MissingConfigException
+from hydra.errors import CompactHydraException, HydraException, MissingConfigException
+from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
 
@@ -29,6 +30,11 @@ ERRNO_ADVICE = {
 
 class DnabertError(Exception):
     """A problem the user can fix; reported as a single `dnabert: ...` line, never a traceback."""
+
+
+def warn(message: str) -> None:
+    """One `dnabert: warning: ...` line on standard error: the run goes on, but the user should know."""
+    print(f"dnabert: warning: {message}", file=sys.stderr)
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -56,13 +62,16 @@ def describe(error: BaseException) -> str:
 
 
 def user_error(error: BaseException) -> tuple[BaseException | None, str | None]:
-    """The DnabertError or OSError behind an exception (libraries such as Hydra wrap them), else a config Hydra
-    could not compose or override, if any; and the config key being resolved when it was raised (OmegaConf names it
-    `full_key`)."""
+    """The DnabertError or OSError an exception is, or that the config libraries wrapped (Hydra's instantiation,
+    OmegaConf's resolvers), else a config Hydra could not compose or override, if any; and the config key being
+    resolved when it was raised (OmegaConf names it `full_key`). Any other exception is a bug: its traceback shows,
+    whatever it was raised from."""
     seen, key, config_error = set(), None, None
     while error is not None and id(error) not in seen:
         if isinstance(error, (DnabertError, OSError)):
             return error, key
+        if not isinstance(error, (HydraException, OmegaConfBaseException)):
+            break
         if isinstance(error, CompactHydraException) and config_error is None:
             config_error = error  # Hydra's own complaint, unless it wraps a DnabertError or OSError
         key = key or getattr(error, "full_key", None) or None

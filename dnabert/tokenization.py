@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from transformers import BertTokenizer
 
-from dnabert.errors import DnabertError
+from dnabert.errors import DnabertError, warn
 
 if TYPE_CHECKING:
     import torch
@@ -157,6 +157,21 @@ class EncodedBatch:
         if chunks:
             inputs["chunk_owner"] = torch.from_numpy(self.sequence_index)
         return inputs
+
+
+def nucleotides_read(k: int, max_tokens: int) -> int:
+    """The longest sequence (nt) whose k-mers fit in `max_tokens` tokens with [CLS] and [SEP]: 515 at k = 6, 512."""
+    return max_tokens - 2 + k - 1
+
+
+def say_truncated(sequences: Sequence[str], reach: int | None, what: str, advice: str) -> int:
+    """Say in one warning line how many `sequences` are longer than the `reach` nt read of each (those are cut to
+    their first `reach` nt); returns that count."""
+    longer = 0 if reach is None else sum(len(sequence) > reach for sequence in sequences)
+    if longer:
+        warn(f"{what}: {longer:,} of {len(sequences):,} sequences are longer than the {reach} nt the model reads and "
+             f"were truncated to their first {reach} nt; {advice}")
+    return longer
 
 
 def batch_kmer_ids(

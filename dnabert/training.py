@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dnabert.atomic import write_json_atomic
+from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import ModelStart, unreadable
 from dnabert.provenance import record_provenance, resolved_config
 
@@ -46,6 +47,10 @@ def train(cfg: DictConfig) -> float | None:
         # the best checkpoint's weights (debug=fast_dev_run writes none: the weights as they are), on validation
         # (what a study selects on) and on test (scored once, never read to choose)
         best = None if trainer.fast_dev_run else "best"
+        if best and not getattr(trainer.checkpoint_callback, "best_model_path", ""):
+            raise DnabertError(f"the run ended at step {trainer.global_step} without a validation, so there is no best "
+                               "checkpoint to score on the test split; give validation rows (data.val, or "
+                               "data.val_fraction above 0) and trainer.limit_val_batches above 0")
         for stage, evaluate in (("val", trainer.validate), ("test", trainer.test)):
             results = evaluate(module, datamodule=datamodule, ckpt_path=best)[0]
             if trainer.is_global_zero:

@@ -1,7 +1,10 @@
-"""Shared fixtures: real data from ../shared, the project root, and a runner for the real entry points."""
+"""Shared fixtures: real data cut from ../shared into tests/data, the project root, and a runner for the real entry
+points."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -10,24 +13,47 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+DATA = ROOT / "tests" / "data"
+LAMBDA = ROOT / "dnabert" / "resources" / "lambda_phage.fa.gz"
+"""The lambda phage genome the package embeds (README command 1's default)."""
 
 os.environ.setdefault("WANDB_MODE", "offline")
 
 
-def shared_path(relative: str) -> Path:
-    """A file under ../shared; skipped outside CI when ../shared is absent, an error in CI."""
-    path = SHARED / relative
-    if not path.exists():
-        if os.environ.get("CI"):
-            raise FileNotFoundError(f"{path} is required in CI")
-        pytest.skip(f"{path} not available")
+def data_file(name: str) -> Path:
+    """A fixture of tests/data (README.md there says what each was cut from)."""
+    path = DATA / name
+    assert path.exists(), f"{path} is missing: tests/data/make_fixtures.py writes it"
     return path
+
+
+def genome_text(path: Path) -> str:
+    """The sequence of a one-contig (gzipped) FASTA file as one string."""
+    import gzip
+
+    with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as handle:
+        return "".join(line.strip() for line in handle if not line.startswith(">"))
+
+
+def original_dnabert_directory(directory: Path, k: int) -> Path:
+    """DNABERT's original `bert-config-k` folder (config.json, vocab.txt, tokenizer_config.json,
+    special_tokens_map.json), rebuilt from tests/data/dnabert_original_configs.json; its vocabulary is checked against
+    the original's SHA-256."""
+    from dnabert.tokenization import kmer_vocab
+
+    original = json.loads(data_file("dnabert_original_configs.json").read_text())[str(k)]
+    directory.mkdir(parents=True)
+    for name in ("config", "tokenizer_config", "special_tokens_map"):
+        (directory / f"{name}.json").write_text(json.dumps(original[name]))
+    vocab = "\n".join(kmer_vocab(k))
+    assert hashlib.sha256(vocab.encode()).hexdigest() == original["vocab_sha256"], f"k={k}: not DNABERT's vocabulary"
+    (directory / "vocab.txt").write_text(vocab + "\n")
+    return directory
 
 
 @pytest.fixture
 def ecoli() -> Path:
-    return shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz")
+    return data_file("ecoli_k12_300kb.fa.gz")
 
 
 def run(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -70,9 +96,9 @@ def planted_model(tmp_path_factory) -> dict:
     from dnabert.interpret.jaspar import read_meme
 
     cwd = tmp_path_factory.mktemp("planted")
-    matrices = {m.identifier: m for m in read_meme(shared_path("data/motifs/jaspar2024_core_vertebrates.meme"))}
+    matrices = {m.identifier: m for m in read_meme(data_file("jaspar2024_subset.meme"))}
     consensus = np.eye(4)[matrices["MA0139.2"].probabilities.argmax(0)].T
-    shards = open_genome(shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz"), cwd / "cache", progress=False)
+    shards = open_genome(data_file("ecoli_k12_300kb.fa.gz"), cwd / "cache", progress=False)
     rows = planted_rows(shards, {"MA0139.2": consensus}, 160, 160, 80, seed=1, margin=12)
     (cwd / "planted.tsv").write_text("\n".join(planted_lines(rows)) + "\n")
     result = train(["task=classify", "model=tiny", "task.optimizer.lr=2e-3", "logger=csv", "data.max_tokens=96",

@@ -1,5 +1,5 @@
 """Benchmark suites: small local copies of a GUE, a GenomicBenchmarks and a Nucleotide Transformer task, in each
-suite's published layout, built from real sequences in ../shared/data, run by `dnabert benchmark` with 2 seeds."""
+suite's published layout, built from real sequences in tests/data, run by `dnabert benchmark` with 2 seeds."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pytest
 from dnabert.cli import main as dnabert_main
 from dnabert.data.finetuning import LabelledDataModule
 from dnabert.data.labelled_layouts import read_labelled
-from tests.conftest import shared_path
+from tests.conftest import data_file
 
 TASKS = {"gue": "prom_300_all", "genomic_benchmarks": "human_nontata_promoters", "nt": "splice_sites_all"}
 
 
 def sample(path: Path, count: int, seed: int) -> list[tuple[str, str]]:
-    """`count` (sequence, label) rows of a shared TSV, drawn evenly from its classes."""
+    """`count` (sequence, label) rows of a labelled TSV, drawn evenly from its classes."""
     rows = read_labelled(path)
     pairs = [(sequence, labels[0]) for sequence, labels in zip(rows.sequences, rows.labels)]
     rng = np.random.default_rng(seed)
@@ -35,14 +35,14 @@ def build_suites(root: Path) -> dict[str, Path]:
     """{suite: root of its local copy}: GUE prom_300_all (fly promoters, 300 nt: train/dev/test.csv),
     GenomicBenchmarks human_nontata_promoters (Oct4 vs MafK peaks, 200 nt: one file per sequence in class
     folders) and NT splice_sites_all (primate splice junctions, 60 nt: FASTA with `|label` headers)."""
-    promoters = shared_path("data/promoter_dm3/core_vs_distal_train.tsv")
+    promoters = data_file("promoter_dm3_600.tsv")
     gue = root / "GUE" / "prom" / "prom_300_all"
     gue.mkdir(parents=True)
     pool = sample(promoters, 160, seed=0)
     for split, rows in (("train", pool[:96]), ("dev", pool[96:128]), ("test", pool[128:])):
         with open(gue / f"{split}.csv", "w", newline="") as handle:
             csv.writer(handle).writerows([("sequence", "label"), *rows])
-    peaks = shared_path("data/tfbs_oct4_vs_mafk_hg19/train.tsv")
+    peaks = data_file("oct4_mafk_train_400.tsv")
     pool = sample(peaks, 128, seed=0)
     for split, rows in (("train", pool[:96]), ("test", pool[96:])):
         for i, (sequence, label) in enumerate(rows, start=0 if split == "train" else 96):
@@ -50,7 +50,7 @@ def build_suites(root: Path) -> dict[str, Path]:
                 "positive" if label == "1" else "negative")
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{i}.txt").write_text(sequence)
-    splice = shared_path("data/splice_primate/train.tsv")
+    splice = data_file("splice_primate_train.tsv")
     codes = {"ei": "1", "ie": "2", "n": "0"}
     pool = sample(splice, 132, seed=0)
     nt = root / "nt" / TASKS["nt"]
@@ -128,7 +128,7 @@ def test_benchmark_names_an_unknown_task(tmp_path, capsys):
 
 def test_fasta_with_a_label_table_reads_like_the_table(tmp_path):
     """Issue 3's third input form: sequences in FASTA, labels in a table keyed by record name (any order)."""
-    table = read_labelled(shared_path("data/splice_primate/test.tsv"))
+    table = read_labelled(data_file("splice_primate_test.tsv"))
     fasta = tmp_path / "test.fa"
     fasta.write_text("".join(f">s{i} splice\n{s[:30]}\n{s[30:].lower()}\n" for i, s in enumerate(table.sequences)))
     labels = tmp_path / "labels.csv"

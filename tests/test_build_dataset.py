@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dnabert.data.build import dinucleotide_shuffle
-from tests.conftest import ROOT, assert_user_error, dnabert_cli, shared_path
+from tests.conftest import ROOT, assert_user_error, data_file, dnabert_cli, genome_text
 
 
 def dinucleotides(sequence: str) -> collections.Counter:
@@ -29,11 +29,11 @@ def test_dinucleotide_shuffle_keeps_dinucleotides_and_ends():
 
 @pytest.fixture(scope="module")
 def human(tmp_path_factory):
-    """hg19 chr22 as one contig (the blocks of ../shared, N between them) plus chrM, and a narrowPeak file of
-    the Oct4/MafK ChIP-seq peaks on chr22 (summit at the centre) plus three on chrM."""
+    """hg19 chr22 as one contig (the chr22 blocks around the Oct4/MafK training peaks on chr22, N between them)
+    plus the first 10 kb of chrM, and a narrowPeak file of those peaks (summit at the centre) plus three on chrM."""
     directory = tmp_path_factory.mktemp("human")
     blocks = {}
-    with gzip.open(shared_path("data/human_chr22_hg19/hg19_chr22_blocks.fa.gz"), "rt") as handle:
+    with gzip.open(data_file("hg19_chr22_peak_blocks.fa.gz"), "rt") as handle:
         name = None
         for line in handle:
             if line.startswith(">"):
@@ -46,13 +46,11 @@ def human(tmp_path_factory):
         start = int(name.split(":")[1].split("-")[0])
         sequence = "".join(lines).encode()
         chromosome[start : start + len(sequence)] = np.frombuffer(sequence, dtype=np.uint8)
-    chrm = "".join(shared_path("data/small_genomes/human_chrM_rCRS_NC_012920.fa").read_text().splitlines()[1:])
+    chrm = genome_text(data_file("human_chrM_10kb.fa.gz"))
     (directory / "genome.fa").write_bytes(b">chr22\n" + chromosome.tobytes() + b"\n>chrM\n" + chrm.encode() + b"\n")
-    regions = list(csv.DictReader(open(shared_path("data/tfbs_oct4_vs_mafk_hg19/train_regions.tsv")), delimiter="\t"))
-    sequences = list(csv.DictReader(open(shared_path("data/tfbs_oct4_vs_mafk_hg19/train.tsv")), delimiter="\t"))
     peaks, centres = [], []
-    for region, row in zip(regions, sequences):
-        chrom, span = region["region_hg19"].split(":")
+    for row in csv.DictReader(open(data_file("oct4_mafk_chr22_peaks.tsv")), delimiter="\t"):
+        chrom, span = row["region_hg19"].split(":")
         if chrom == "chr22":
             start, end = map(int, span.split("-"))
             peaks.append(f"chr22\t{start}\t{end}\tpeak\t0\t.\t1\t1\t1\t{(end - start) // 2}")
@@ -130,9 +128,8 @@ def test_peaks_and_held_out_chromosomes_match_contigs_with_or_without_chr(tmp_pa
 def ecoli_annotated(tmp_path_factory):
     """E. coli K-12 with a GTF of two multi-exon transcripts, one per strand (coordinates chosen by hand)."""
     directory = tmp_path_factory.mktemp("ecoli_gtf")
-    genome = shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz")
-    with gzip.open(genome, "rt") as handle:
-        sequence = "".join(line.strip() for line in handle if not line.startswith(">"))
+    genome = data_file("ecoli_k12_300kb.fa.gz")
+    sequence = genome_text(genome)
     exons = [("+", "t1", 10001, 10200), ("+", "t1", 10501, 10800), ("+", "t1", 11001, 11300),
              ("-", "t2", 20001, 20300), ("-", "t2", 20601, 20900)]
     lines = ['K-12-MG1655\ttest\tgene\t10001\t11300\t.\t+\t.\tgene_id "g1";']

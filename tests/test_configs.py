@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from dnabert.benchmarks import suite_tasks
 from dnabert.config import CONF_DIR, composed as compose_config, register_resolvers
 from dnabert.training import data_and_module
-from tests.conftest import ROOT, shared_path, train
+from tests.conftest import LAMBDA, ROOT, data_file, train
 
 register_resolvers()
 CONF = CONF_DIR
@@ -59,7 +59,7 @@ def test_every_choice_composes(group, choice):
 @pytest.mark.parametrize("k", [3, 4, 5, 6])
 def test_paper_models_match_the_original_configs(k):
 
-    original = json.loads(shared_path(f"reference/dnabert-original-config/bert-config-{k}/config.json").read_text())
+    original = json.loads(data_file("dnabert_original_configs.json").read_text())[str(k)]["config"]
     config = instantiate(composed([f"model=dnabert{k}"]).model.config)
     for key, value in original.items():
         if key != "architectures":
@@ -68,7 +68,7 @@ def test_paper_models_match_the_original_configs(k):
 
 
 def test_csv_wandb_and_tensorboard_loggers_write_offline(tmp_path):
-    genome = shared_path("data/lambda_phage/lambda_virus.fa")
+    genome = LAMBDA
     result = train([f"data.genome={genome}", "logger=[csv,wandb,tensorboard]", "trainer.max_steps=4",
                     "trainer.val_check_interval=2", "data.val_windows=16", "data.max_tokens=64",
                     f"paths.output_dir={tmp_path / 'run'}"], tmp_path)

@@ -12,7 +12,7 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
 from dnabert.tokenization import reverse_complement_text
-from tests.conftest import ROOT, assert_user_error, dnabert_cli, shared_path, train
+from tests.conftest import LAMBDA, ROOT, assert_user_error, data_file, dnabert_cli, genome_text, original_dnabert_directory, train
 
 TINY = ["task=classify", "model=tiny", "task.optimizer.lr=1e-3", "logger=csv"]
 
@@ -25,8 +25,8 @@ def read_tsv(path) -> list[dict]:
 def splice_run(tmp_path_factory):
     """A tiny random-init DNABERT-6 fine-tuned for 3 epochs on the primate splice-junction set (3 classes)."""
     cwd = tmp_path_factory.mktemp("splice")
-    result = train([*TINY, f"data.train={shared_path('data/splice_primate/train.tsv')}",
-                    f"data.test={shared_path('data/splice_primate/test.tsv')}", "trainer.max_epochs=3",
+    result = train([*TINY, f"data.train={data_file('splice_primate_train.tsv')}",
+                    f"data.test={data_file('splice_primate_test.tsv')}", "trainer.max_epochs=3",
                     "callbacks.schedule=null", f"paths.output_dir={cwd / 'run'}"], cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "run"
@@ -34,7 +34,7 @@ def splice_run(tmp_path_factory):
 
 def test_tiny_model_beats_chance_on_real_splice_sites(splice_run):
     metrics = json.loads((splice_run / "test_metrics.json").read_text())
-    majority = 603 / 1186  # 'n' in the StatLog test split
+    majority = 299 / 593  # 'n' in the fixture's half of the StatLog test split
     assert metrics["test/accuracy"] > majority + 0.1
     assert metrics["test/mcc"] > 0.3 and metrics["test/auroc"] > 0.75
     config = json.loads((splice_run / "checkpoints" / "best.hf" / "config.json").read_text())
@@ -42,7 +42,7 @@ def test_tiny_model_beats_chance_on_real_splice_sites(splice_run):
 
 
 def test_predict_writes_one_row_per_sequence_from_hf_dir_and_checkpoint(splice_run, tmp_path):
-    test_file = shared_path("data/splice_primate/test.tsv")
+    test_file = data_file("splice_primate_test.tsv")
     outputs = {}
     for name in ("best.hf", "best.ckpt"):
         out = tmp_path / f"{name}.tsv"
@@ -51,7 +51,7 @@ def test_predict_writes_one_row_per_sequence_from_hf_dir_and_checkpoint(splice_r
         assert result.returncode == 0, result.stderr
         outputs[name] = read_tsv(out)
     rows = outputs["best.hf"]
-    assert len(rows) == 1186 and list(rows[0]) == ["name", "p_ei", "p_ie", "p_n", "prediction"]
+    assert len(rows) == 593 and list(rows[0]) == ["name", "p_ei", "p_ie", "p_n", "prediction"]
     probabilities = np.array([[float(r[c]) for c in ("p_ei", "p_ie", "p_n")] for r in rows])
     assert np.allclose(probabilities.sum(1), 1, atol=1e-4)
     other = np.array([[float(r[c]) for c in ("p_ei", "p_ie", "p_n")] for r in outputs["best.ckpt"]])
@@ -69,7 +69,7 @@ def test_predict_averages_an_ensemble_and_refuses_models_of_another_task(splice_
     with torch.no_grad():
         model.classifier.weight.neg_()
     model.save_pretrained(other)
-    test_file = shared_path("data/splice_primate/test.tsv")
+    test_file = data_file("splice_primate_test.tsv")
     columns = ("p_ei", "p_ie", "p_n")
 
     def probabilities(*models):
@@ -100,10 +100,8 @@ def test_predict_averages_an_ensemble_and_refuses_models_of_another_task(splice_
 
 def published_layout(directory, k: int):
     """A DNABERT directory as `zhihan1996/DNA_bert_k` is published (config.json, vocab.txt, pytorch_model.bin,
-    tokenizer files) from the original config files, with random weights and one layer to stay fast."""
-    original = shared_path(f"reference/dnabert-original-config/bert-config-{k}")
-    shutil.copytree(original, directory)
-    config = json.loads((original / "config.json").read_text())
+    tokenizer files) from the original config files (tests/data), with random weights and one layer to stay fast."""
+    config = json.loads((original_dnabert_directory(directory, k) / "config.json").read_text())
     model = BertForMaskedLM(BertConfig(**{**config, "num_hidden_layers": 1}))
     (directory / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 1}))
     torch.save(model.state_dict(), directory / "pytorch_model.bin")
@@ -112,7 +110,7 @@ def published_layout(directory, k: int):
 
 def test_fine_tune_from_a_published_dnabert_directory_in_its_own_kmer_format(tmp_path):
     pretrained = published_layout(tmp_path / "DNA_bert_6", 6)
-    sample = shared_path("data/tfbs_dnabert_sample/dnabert_format_6mer.tsv")
+    sample = data_file("dnabert_format_6mer_200.tsv")
     result = train(["task=classify", f"model.init={tmp_path / 'DNA_bert_6'}", f"data.train={sample}",
                     f"data.test={sample}", "trainer.max_epochs=1", "callbacks.schedule=null",
                     "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "data.max_tokens=128",
@@ -127,12 +125,12 @@ def test_fine_tune_from_a_published_dnabert_directory_in_its_own_kmer_format(tmp
 
 
 def test_fine_tune_from_a_dnabert_pretraining_checkpoint(tmp_path):
-    genome = shared_path("data/lambda_phage/lambda_virus.fa")
+    genome = LAMBDA
     pretrain = train(["model=tiny", f"data.genome={genome}", "trainer.max_steps=4", "trainer.val_check_interval=2",
                       "data.val_windows=16", "data.max_tokens=64", f"paths.output_dir={tmp_path / 'pre'}"], tmp_path)
     assert pretrain.returncode == 0, pretrain.stderr[-3000:]
     checkpoint = tmp_path / "pre" / "checkpoints" / "last.ckpt"
-    splice = shared_path("data/splice_primate/train.tsv")
+    splice = data_file("splice_primate_train.tsv")
     result = train(["task=classify", f"model.init={checkpoint}", f"data.train={splice}", "trainer.max_epochs=1",
                     "callbacks.schedule=null", "+trainer.limit_train_batches=2",
                     f"paths.output_dir={tmp_path / 'ft'}"], tmp_path)
@@ -141,6 +139,64 @@ def test_fine_tune_from_a_dnabert_pretraining_checkpoint(tmp_path):
     tuned = BertForSequenceClassification.from_pretrained(tmp_path / "ft" / "checkpoints" / "last.hf")
     start = state["model.bert.embeddings.position_embeddings.weight"]
     assert torch.allclose(tuned.bert.embeddings.position_embeddings.weight, start, atol=0.01)
+
+
+def test_a_published_directory_with_legacy_layer_norm_names_loads_and_renamed_encoder_keys_are_refused(tmp_path):
+    """DNABERT's released weights name LayerNorm parameters gamma/beta (transformers renames them); a directory whose
+    encoder keys match no BERT encoder would fine-tune from random weights with only a library warning: refused,
+    naming the keys."""
+    from dnabert.models.checkpoints import ModelStart
+
+    model = published_layout(tmp_path / "legacy", 6)
+    state = torch.load(tmp_path / "legacy" / "pytorch_model.bin", weights_only=True)
+    legacy = {key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): value
+              for key, value in state.items()}
+    assert legacy.keys() != state.keys()
+    torch.save(legacy, tmp_path / "legacy" / "pytorch_model.bin")
+    loaded = ModelStart.read(str(tmp_path / "legacy")).build(BertForSequenceClassification)
+    assert torch.equal(loaded.bert.embeddings.LayerNorm.weight, model.bert.embeddings.LayerNorm.weight)
+
+    published_layout(tmp_path / "renamed", 6)
+    renamed = {key.replace("encoder.layer.", "encoder.block."): value for key, value in state.items()}
+    torch.save(renamed, tmp_path / "renamed" / "pytorch_model.bin")
+    result = train(["task=classify", f"model.init={tmp_path / 'renamed'}",
+                    f"data.train={data_file('splice_primate_train.tsv')}", f"paths.output_dir={tmp_path / 'run'}"],
+                   tmp_path)
+    line = assert_user_error(result, "pytorch_model.bin", "encoder weights do not match a BERT encoder",
+                             "missing bert.encoder.layer.0.", "unexpected bert.encoder.block.0.")
+    assert "more" in line and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_run_that_stops_inside_its_first_epoch_validates_scores_test_and_says_what_it_truncated(tmp_path):
+    """trainer.max_steps=3 ends inside the first epoch (29 steps): the final weights are validated, so best.hf
+    exists and test is scored; 60-nt rows read through 32 tokens (35 nt) are truncated, said once per split."""
+    result = train([*TINY, f"data.train={data_file('splice_primate_train.tsv')}",
+                    f"data.test={data_file('splice_primate_test.tsv')}", "trainer.max_steps=3", "data.max_tokens=32",
+                    f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "best.hf" / "model.safetensors").exists()
+    assert torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["global_step"] == 3
+    assert json.loads((run / "test_metrics.json").read_text())["test/accuracy"] > 0
+    warnings = [line for line in result.stderr.splitlines() if "are longer than the 35 nt the model reads" in line]
+    assert len(warnings) == 2 and "data.train" in warnings[0] and "1,000 of 1,000 sequences" in warnings[0]
+    assert "data.test" in warnings[1] and "593 of 593" in warnings[1]
+    no_validation = train([*TINY, f"data.train={data_file('splice_primate_train.tsv')}",
+                           f"data.test={data_file('splice_primate_test.tsv')}", "trainer.max_steps=3",
+                           "+trainer.limit_val_batches=0", "callbacks.schedule=null", f"paths.output_dir={tmp_path / 'none'}"], tmp_path)
+    assert_user_error(no_validation, "ended at step 3 without a validation", "data.val")
+
+
+def test_predict_says_how_many_sequences_it_truncated(splice_run, tmp_path):
+    long = genome_text(data_file("ecoli_k12_300kb.fa.gz"))
+    (tmp_path / "seqs.tsv").write_text("sequence\n" + "\n".join([long[:100], long[:600], long[1000:1700]]) + "\n")
+    out = tmp_path / "p.tsv"
+    result = dnabert_cli(["predict", str(splice_run / "checkpoints" / "best.hf"), "--input", str(tmp_path / "seqs.tsv"),
+                          "--out", str(out), "--max-tokens", "128", "--quiet"], ROOT)
+    assert result.returncode == 0, result.stderr
+    assert ("dnabert: warning: predict: 2 of 3 sequences are longer than the 131 nt the model reads and were "
+            "truncated to their first 131 nt; give shorter sequences, --max-tokens up to 512") in result.stderr
+    assert len(read_tsv(out)) == 3
 
 
 @pytest.fixture
@@ -187,24 +243,24 @@ def stretches(sequences: list[str], length: int) -> set[str]:
 
 
 def test_validation_holds_out_whole_groups_of_overlapping_windows():
-    """Real fly promoter windows overlap (nearby TSSs): drawn row by row, 20 % of validation shares 50 nt with
-    training; with data.val_overlap=50 no validation window shares 50 nt with a training window, on either strand."""
+    """Real fly promoter windows overlap (nearby TSSs): in a fixture where half the rows belong to such groups, drawn
+    row by row more than a third of validation shares 50 nt with training; with data.val_overlap=50 no validation
+    window shares 50 nt with a training window, on either strand."""
     from dnabert.data.finetuning import LabelledDataModule
 
     def split(**options):
-        data = LabelledDataModule(str(shared_path("data/promoter_dm3/core_vs_distal_train.tsv")), val_fraction=0.05,
-                                  seed=3, **options)
+        data = LabelledDataModule(str(data_file("promoter_dm3_overlap_600.tsv")), val_fraction=0.1, seed=3, **options)
         data.setup()
         train, val = data.splits["train"], data.splits["val"]
-        assert len(train) + len(val) == 16126 and set(train.names).isdisjoint(val.names)
+        assert len(train) + len(val) == 599 and set(train.names).isdisjoint(val.names)
         seen = stretches(train.sequences, 50)
         leaked = sum(any(s[i:i + 50] in seen for i in range(len(s) - 49)) for s in val.sequences)
         return len(val), set(val.labels.ravel().tolist()), leaked
 
     rows, classes, leaked = split()
-    assert rows == 806 and classes == {0, 1} and leaked > 120  # 163 (20 %)
+    assert rows == 60 and classes == {0, 1} and leaked > 20  # 34
     rows, classes, leaked = split(val_overlap=50)
-    assert rows == 806 and classes == {0, 1} and leaked == 0
+    assert rows == 60 and classes == {0, 1} and leaked == 0
 
 
 def test_checkpoint_directory_missing_weights_is_refused(tmp_path, bad_files):
@@ -218,10 +274,7 @@ def test_checkpoint_directory_missing_weights_is_refused(tmp_path, bad_files):
 @pytest.fixture(scope="module")
 def ecoli_windows(tmp_path_factory) -> tuple:
     """800 real 100-nt E. coli windows with computed targets: GC fraction, GC-rich and purine-rich flags."""
-    import gzip
-
-    with gzip.open(shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz"), "rt") as handle:
-        genome = "".join(line.strip() for line in handle if not line.startswith(">"))
+    genome = genome_text(data_file("ecoli_k12_300kb.fa.gz"))
     rng = np.random.default_rng(1)
     windows = [genome[s : s + 100] for s in rng.integers(0, len(genome) - 100, 800)]
     directory = tmp_path_factory.mktemp("ecoli_sets")
@@ -258,12 +311,12 @@ def test_nucleotide_embedding_is_the_mean_of_the_covering_kmers():
     assert result[0, :, 0].tolist() == pytest.approx([1.0, 1.5, 7 / 3, 3.0, 4.0])
 
 
-@pytest.mark.parametrize("pooling,shape", [("cls", (1186, 64)), ("mean", (1186, 64)), ("tokens", (1186, 55, 64)),
-                                           ("nucleotide", (1186, 60, 64))])
+@pytest.mark.parametrize("pooling,shape", [("cls", (593, 64)), ("mean", (593, 64)), ("tokens", (593, 55, 64)),
+                                           ("nucleotide", (593, 60, 64))])
 def test_embed_writes_one_row_per_sequence(splice_run, tmp_path, pooling, shape):
     out = tmp_path / "embeddings.npy"
     result = dnabert_cli(["embed", str(splice_run / "checkpoints" / "best.ckpt"), "--input",
-                          str(shared_path("data/splice_primate/test.tsv")), "--out", str(out), "--pooling", pooling,
+                          str(data_file("splice_primate_test.tsv")), "--out", str(out), "--pooling", pooling,
                           "--quiet"], ROOT)
     assert result.returncode == 0, result.stderr
     values = np.load(out)
@@ -271,7 +324,7 @@ def test_embed_writes_one_row_per_sequence(splice_run, tmp_path, pooling, shape)
 
 
 def test_scan_tiles_a_region_with_window_probabilities(splice_run, tmp_path):
-    genome = shared_path("data/lambda_phage/lambda_virus.fa")
+    genome = LAMBDA
     contig = genome.read_text().split()[0][1:]
     out = tmp_path / "track.bedGraph"
     result = dnabert_cli(["scan", str(splice_run / "checkpoints" / "best.hf"), "--genome", str(genome), "--region",

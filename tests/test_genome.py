@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import socket
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dnabert.errors import DnabertError
 from dnabert.genome import shards as shards_module
-from dnabert.genome.shards import GenomeShards, prepare_genome
+from dnabert.genome.shards import GenomeShards, open_genome, prepare_genome
 from dnabert.tokenization import CODE_TABLE
-from tests.conftest import ROOT, assert_user_error, dnabert_cli, shared_path
+from tests.conftest import ROOT, assert_user_error, data_file, dnabert_cli, genome_text
 
 RECORDS = {"chrA": "ACGTNNNNacgtTTGA" * 20 + "A", "chrB desc": "GGGCCCAAATTTN", "chrC": "ACGTRYACG" * 3}
 
@@ -78,12 +83,11 @@ def test_formats_give_identical_shards(tmp_path, kind):
 
 
 def test_real_genome_round_trip_and_idempotent_rerun(tmp_path):
-    source = shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz")
+    source = data_file("ecoli_k12_300kb.fa.gz")
     result = dnabert_cli(["prepare-genome", str(source), "--out", str(tmp_path / "ecoli")], ROOT)
     assert result.returncode == 0, result.stderr
-    assert "4,639,675 nt" in result.stdout
-    with gzip.open(source, "rt") as handle:
-        genome = "".join(line.strip() for line in handle if not line.startswith(">"))
+    assert "300,000 nt" in result.stdout
+    genome = genome_text(source)
     assert contents(tmp_path / "ecoli") == {"K-12-MG1655": genome.upper()}
     stamp = (tmp_path / "ecoli" / "metadata.json").stat().st_mtime_ns
     assert dnabert_cli(["prepare-genome", str(source), "--out", str(tmp_path / "ecoli")], ROOT).returncode == 0
@@ -107,7 +111,48 @@ def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, monkeypatc
         GenomeShards(tmp_path / "shards")
     prepare_genome(source, tmp_path / "shards", progress=False)
     assert contents(tmp_path / "shards") == expected_contents()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".shards.lock"]  # no partial left
+
+
+def test_two_concurrent_builds_of_one_genome_share_the_finished_shards(tmp_path):
+    """Two processes (two jobs of a sweep) prepare one genome into one cache at once: the second waits for the first's
+    build and reuses it; neither deletes the other's partial directory."""
+    source = write_fasta(tmp_path / "g.fa", {"chrA": "ACGT" * 200_000, "chrB": "TTGCA" * 100_000})
+    command = [sys.executable, "-c", "import sys; from dnabert.genome.shards import open_genome; "
+               "print(open_genome(sys.argv[1], sys.argv[2], progress=False).directory)", str(source),
+               str(tmp_path / "cache")]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                 for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], [err for _, err in outputs]
+    directories = {out.strip() for out, _ in outputs}
+    assert len(directories) == 1
+    shards = Path(directories.pop())
+    assert contents(shards) == {"chrA": "ACGT" * 200_000, "chrB": "TTGCA" * 100_000}
+    stamps = {path.name: path.stat().st_mtime_ns for path in shards.rglob("*")}
+    assert open_genome(source, tmp_path / "cache", progress=False).directory == shards  # reused, not rebuilt
+    assert {path.name: path.stat().st_mtime_ns for path in shards.rglob("*")} == stamps
+    assert [p.name for p in (tmp_path / "cache").iterdir() if ".partial-" in p.name or ".old-" in p.name] == []
+
+
+def test_a_crashed_build_of_this_host_is_cleared_and_a_running_one_kept(tmp_path):
+    """Partial directories: one left by a process of this host that no longer runs is removed by the next build;
+    one of a running process (or of another host) is someone's build in progress and stays."""
+    source = write_fasta(tmp_path / "g.fa", RECORDS)
+    host = socket.gethostname()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    crashed = tmp_path / f".shards.partial-{host}-{finished.stdout.strip()}"
+    elsewhere = tmp_path / ".shards.partial-another-host-1"
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    running = tmp_path / f".shards.partial-{host}-{alive.pid}"
+    try:
+        for partial in (crashed, running, elsewhere):
+            (partial / "contigs").mkdir(parents=True)
+        prepare_genome(source, tmp_path / "shards", progress=False)
+        assert not crashed.exists() and running.exists() and elsewhere.exists()
+    finally:
+        alive.kill()
+    assert contents(tmp_path / "shards") == expected_contents()
 
 
 def test_changed_source_rebuilds(tmp_path):
@@ -147,7 +192,7 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, case):
     result = dnabert_cli(["prepare-genome", str(source), "--out", str(tmp_path / "out")], ROOT)
     assert_user_error(result, str(source), message)
     assert result.returncode == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", source.name]  # the build lock, no output
 
 
 def test_truncated_gzip_and_missing_path(tmp_path):

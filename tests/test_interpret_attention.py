@@ -20,7 +20,7 @@ from dnabert.models.inference import load_classifier, predict
 from dnabert.models.inputs import encode_batch
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.tokenization import batch_kmer_ids, vocab_size
-from tests.conftest import shared_path
+from tests.conftest import data_file
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
         "attention_probs_dropout_prob": 0.0}
@@ -134,7 +134,7 @@ def read_tsv(path) -> list[dict]:
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
     """A tiny DNABERT-6 classifier trained briefly on real Oct4 vs MafK ChIP-seq peaks, as an HF directory."""
-    rows = read_tsv(shared_path("data/tfbs_oct4_vs_mafk_hg19/train.tsv"))
+    rows = read_tsv(data_file("oct4_mafk_train_400.tsv"))
     rows = rows[:96] + rows[-96:]
     torch.manual_seed(0)
     model = BertForSequenceClassification._from_config(tiny_config(6), attn_implementation="sdpa")
@@ -154,12 +154,10 @@ def classifier(tmp_path_factory):
 @pytest.fixture(scope="module")
 def peaks(tmp_path_factory):
     """12 real test peaks of decreasing length, named by their hg19 interval (0-based, half-open)."""
-    sequences = read_tsv(shared_path("data/tfbs_oct4_vs_mafk_hg19/test.tsv"))
-    regions = read_tsv(shared_path("data/tfbs_oct4_vs_mafk_hg19/test_regions.tsv"))
     path = tmp_path_factory.mktemp("peaks") / "peaks.tsv"
     lines = ["name\tsequence"]
-    for i, (row, region) in enumerate(zip(sequences[::16][:12], regions[::16][:12])):
-        chrom, span = region["region_hg19"].split(":")
+    for i, row in enumerate(read_tsv(data_file("oct4_mafk_test_50.tsv"))[::4][:12]):  # every 16th of the test split
+        chrom, span = row["region_hg19"].split(":")
         start = int(span.split("-")[0])
         length = 200 - 10 * i
         lines.append(f"{chrom}:{start}-{start + length}\t{row['sequence'][:length]}")

@@ -9,14 +9,14 @@ import torch
 from dnabert.data.pretraining import GenomeDataModule
 from dnabert.data.windows import WindowSampler, holdout_regions
 from dnabert.genome.shards import GenomeShards, prepare_genome
-from tests.conftest import shared_path
+from tests.conftest import data_file
 
 BATCH = 8
 
 
 @pytest.fixture(scope="module")
 def chr22(tmp_path_factory) -> GenomeShards:
-    source = shared_path("data/human_chr22_hg19/hg19_chr22_blocks.fa.gz")
+    source = data_file("hg19_chr22_300kb.fa.gz")
     return GenomeShards(prepare_genome(source, tmp_path_factory.mktemp("g") / "chr22", progress=False))
 
 

@@ -12,7 +12,7 @@ import torch
 
 from dnabert.models.long_sequence import AGGREGATIONS, BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.tokenization import batch_kmer_ids
-from tests.conftest import ROOT, assert_user_error, dnabert_cli, shared_path, train
+from tests.conftest import ROOT, assert_user_error, data_file, dnabert_cli, genome_text, train
 
 
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
@@ -39,12 +39,12 @@ def test_each_sequence_is_aggregated_from_its_own_chunks_only(aggregation):
 
 @pytest.fixture(scope="module")
 def five_kb_sets(tmp_path_factory):
-    """5 kb windows of E. coli (label ecoli) and S. aureus (label saureus): train 24 + 24, test 10 + 10."""
+    """5 kb windows of E. coli (label ecoli) and S. aureus (label saureus) from the first 300 and 200 kb of each
+    genome: train 24 + 24, test 10 + 10."""
     rng = np.random.default_rng(0)
     windows = {}
-    for label, name in (("ecoli", "ecoli_k12/ecoli_k12_mg1655.fa.gz"), ("saureus", "staph_aureus_n315/staph_aureus_n315.fa.gz")):
-        with gzip.open(shared_path(f"data/{name}"), "rt") as handle:
-            genome = "".join(line.strip() for line in handle if not line.startswith(">"))
+    for label, name in (("ecoli", "ecoli_k12_300kb.fa.gz"), ("saureus", "staph_aureus_200kb.fa.gz")):
+        genome = genome_text(data_file(name))
         windows[label] = [genome[s : s + 5000] for s in rng.integers(0, len(genome) - 5000, 34)]
     directory = tmp_path_factory.mktemp("long")
     for split, part in (("train", slice(0, 24)), ("test", slice(24, 34))):

@@ -15,7 +15,7 @@ from dnabert.errors import DnabertError
 from dnabert.interpret.jaspar import Matrix, jaspar_core_vertebrates, read_meme, tomtom_matches
 from dnabert.interpret.motifs import (MotifConfig, discover_motifs, enriched_motifs, high_attention_regions,
                                       hypergeometric_pvalues, instance_windows, merge_motifs)
-from tests.conftest import ROOT, assert_user_error, dnabert_cli, shared_path
+from tests.conftest import ROOT, assert_user_error, data_file, dnabert_cli
 
 
 def test_hypergeometric_pvalue_matches_the_spec_vector_scipy_and_a_hand_sum():
@@ -97,16 +97,17 @@ def test_settings_are_typed_and_checked():
         MotifConfig().with_settings(["min_len=five"])
 
 
-def test_bundled_jaspar_equals_the_shared_meme_file_and_tomtom_finds_strands():
+def test_bundled_jaspar_equals_the_meme_file_and_tomtom_finds_strands():
     bundled = jaspar_core_vertebrates()
-    shared = read_meme(shared_path("data/motifs/jaspar2024_core_vertebrates.meme"))
-    assert len(bundled) == len(shared) == 879
-    for a, b in zip(bundled, shared):
-        assert (a.identifier, a.name) == (b.identifier, b.name)
-        assert np.allclose(a.probabilities, b.probabilities, atol=1e-6)
-    ctcf = next(m for m in shared if m.identifier == "MA0139.2")
+    by_id = {m.identifier: m for m in bundled}
+    meme = read_meme(data_file("jaspar2024_subset.meme"))  # 12 matrices of JASPAR 2024's MEME file
+    assert len(bundled) == len(by_id) == 879 and len(meme) == 12
+    for matrix in meme:
+        assert by_id[matrix.identifier].name == matrix.name
+        assert np.allclose(by_id[matrix.identifier].probabilities, matrix.probabilities, atol=1e-6)
+    ctcf = by_id["MA0139.2"]
     reverse = Matrix("reverse", "reverse", ctcf.probabilities[::-1, ::-1].copy())  # rows A,C,G,T -> T,G,C,A
-    matches = tomtom_matches([ctcf, reverse], shared, top=2)
+    matches = tomtom_matches([ctcf, reverse], bundled, top=2)
     assert [(m.query, m.target.identifier, m.orientation, m.rank) for m in matches[::2]] == [
         ("MA0139.2", "MA0139.2", "+", 1), ("reverse", "MA0139.2", "-", 1)]
     assert all(m.qvalue < 1e-20 for m in matches[::2])

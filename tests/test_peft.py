@@ -23,7 +23,7 @@ from dnabert.models.inference import load_classifier, predict
 from dnabert.models.parameter_efficient import lora
 from dnabert.training import data_and_module
 from dnabert.tokenization import batch_kmer_ids
-from tests.conftest import shared_path, train
+from tests.conftest import data_file, train
 
 register_resolvers()
 CLASSES = 3  # splice: ei, ie, n
@@ -47,11 +47,12 @@ def pretrained(directory, model):
 
 @pytest.fixture(scope="module")
 def splice(tmp_path_factory):
-    """Every 10th row of the primate splice set (3 classes): 200 training, 119 test rows."""
+    """Every 10th row of the primate splice set (3 classes; every 5th of the half in tests/data): 200 training, 119
+    test rows."""
     folder = tmp_path_factory.mktemp("splice_data")
     for split in ("train", "test"):
-        lines = shared_path(f"data/splice_primate/{split}.tsv").read_text().splitlines()
-        (folder / f"{split}.tsv").write_text("\n".join([lines[0], *lines[1::10]]) + "\n")
+        lines = data_file(f"splice_primate_{split}.tsv").read_text().splitlines()
+        (folder / f"{split}.tsv").write_text("\n".join([lines[0], *lines[1::5]]) + "\n")
     return folder
 
 

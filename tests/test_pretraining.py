@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from transformers import BertConfig, BertForMaskedLM
 
 from dnabert.tokenization import DNAKmerTokenizer
-from tests.conftest import assert_user_error, shared_path, train
+from tests.conftest import LAMBDA, assert_user_error, data_file, train
 
 FAST = ["model=tiny", "data.max_tokens=128", "data.batch_size=32", "task.optimizer.lr=2e-3",
         "task.scheduler.warmup=30"]
@@ -27,7 +27,7 @@ def val_history(output_dir) -> list[dict]:
 def pretrained(tmp_path_factory):
     """300 steps of a tiny DNABERT-6 on E. coli K-12, validated on its held-out last 5 %."""
     cwd = tmp_path_factory.mktemp("pretrain")
-    genome = shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz")
+    genome = data_file("ecoli_k12_300kb.fa.gz")
     result = train([*FAST, f"data.genome={genome}", "trainer.max_steps=300", "trainer.val_check_interval=50",
                     f"paths.output_dir={cwd / 'run'}", "logger=csv"], cwd)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -66,7 +66,7 @@ def test_hf_directory_loads_in_plain_transformers_with_the_checkpoint_logits(pre
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path):
-    genome = shared_path("data/lambda_phage/lambda_virus.fa")
+    genome = LAMBDA
     common = [*FAST, f"data.genome={genome}", "trainer.val_check_interval=5", "data.val_windows=32",
               "task.scheduler.decay_steps=20", "logger=csv"]
     straight = train([*common, "trainer.max_steps=20", f"paths.output_dir={tmp_path / 'a'}"], tmp_path)

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
-from tests.conftest import assert_user_error, shared_path, train
+from tests.conftest import assert_user_error, data_file, train
 
 STEPS_PER_EPOCH = 12  # 180 training rows (200 less 10 % validation) in batches of 16
 
@@ -46,10 +46,11 @@ def hook(name: str, target: type, **values) -> list[str]:
 
 @pytest.fixture(scope="module")
 def splice_files(tmp_path_factory):
-    """200 training and 64 test rows of the primate splice set (3 classes)."""
+    """200 training and 64 test rows of the primate splice set (3 classes): every 10th and 18th row of the whole
+    files (every 5th and 9th of the half in tests/data)."""
     folder = tmp_path_factory.mktemp("splice_data")
-    for split, every in (("train", 10), ("test", 18)):
-        lines = shared_path(f"data/splice_primate/{split}.tsv").read_text().splitlines()
+    for split, every in (("train", 5), ("test", 9)):
+        lines = data_file(f"splice_primate_{split}.tsv").read_text().splitlines()
         (folder / f"{split}.tsv").write_text("\n".join([lines[0], *lines[1::every][:200]]) + "\n")
     return folder
 

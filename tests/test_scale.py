@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from transformers.models.bert.modeling_bert import BertLayer
 
 from dnabert.config import composed as compose_config, register_resolvers
-from tests.conftest import ROOT, assert_user_error, run, shared_path, train
+from tests.conftest import LAMBDA, ROOT, assert_user_error, data_file, run, train
 
 register_resolvers()
 
@@ -86,7 +86,7 @@ def test_the_command_line_shows_the_composed_choices(choices, tmp_path):
 
 
 def test_two_process_ddp_matches_one_process_with_gradient_accumulation(tmp_path):
-    genome = shared_path("data/lambda_phage/lambda_virus.fa")
+    genome = LAMBDA
     common = ["model=tiny", "model.config.hidden_dropout_prob=0", "data.max_tokens=64", "data.batch_size=4",
               "global_batch_size=8", f"data.genome={genome}", "trainer.accelerator=cpu", "trainer.max_steps=6",
               "trainer.val_check_interval=6", "data.val_windows=16", "task.optimizer.lr=2e-3", "logger=csv"]
@@ -104,12 +104,12 @@ def test_two_process_ddp_matches_one_process_with_gradient_accumulation(tmp_path
 
 
 def test_multirun_of_two_learning_rates_writes_both_results(tmp_path):
-    data = shared_path("data/splice_primate/train.tsv")
+    data = data_file("splice_primate_train.tsv")
     result = run([sys.executable, str(ROOT / "train.py"), "-m", "callbacks.progress_bar=null", "task=classify",
                   "model=tiny", "data.max_tokens=64", "trainer.max_epochs=1", "callbacks.schedule=null",
                   f"paths.cache_dir={tmp_path / 'cache'}",
                     "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
-                    f"data.train={data}", f"data.test={shared_path('data/splice_primate/test.tsv')}", "logger=csv",
+                    f"data.train={data}", f"data.test={data_file('splice_primate_test.tsv')}", "logger=csv",
                     "task.optimizer.lr=1e-4,1e-3", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     for job, lr in ((0, 1e-4), (1, 1e-3)):

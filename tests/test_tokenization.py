@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
+import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,18 +20,18 @@ from dnabert.tokenization import (
     kmer_vocab,
     vocab_size,
 )
-from tests.conftest import shared_path
+from tests.conftest import data_file, genome_text, original_dnabert_directory
 
 
-def original_vocab(k: int) -> list[str]:
-    return shared_path(f"reference/dnabert-original-config/bert-config-{k}/vocab.txt").read_text().splitlines()
+def original_vocab(k: int, directory: Path) -> list[str]:
+    """DNABERT's vocab.txt for k (rebuilt in `directory`, checked against the original's SHA-256)."""
+    return (original_dnabert_directory(directory / f"bert-config-{k}", k) / "vocab.txt").read_text().splitlines()
 
 
 @pytest.fixture(scope="module")
 def real_sequences() -> list[str]:
     """300 windows of 200-700 nt from E. coli, some soft-masked (lower case) and some with N."""
-    with gzip.open(shared_path("data/ecoli_k12/ecoli_k12_mg1655.fa.gz"), "rt") as handle:
-        genome = "".join(line.strip() for line in handle if not line.startswith(">"))
+    genome = genome_text(data_file("ecoli_k12_300kb.fa.gz"))
     rng = np.random.default_rng(0)
     sequences = []
     for i in range(300):
@@ -52,14 +54,15 @@ def reference_ids(sequence: str, k: int, vocab: list[str]) -> list[int]:
 
 @pytest.mark.parametrize("k", [3, 4, 5, 6])
 def test_vocabulary_equals_original_files(k):
-    assert kmer_vocab(k) == original_vocab(k)
-    assert vocab_size(k) == len(original_vocab(k))
+    original = json.loads(data_file("dnabert_original_configs.json").read_text())[str(k)]
+    assert hashlib.sha256("\n".join(kmer_vocab(k)).encode()).hexdigest() == original["vocab_sha256"]
+    assert vocab_size(k) == len(kmer_vocab(k)) == 4**k + 5 == original["config"]["vocab_size"]
 
 
 @pytest.mark.parametrize("k", [3, 4, 5, 6])
-def test_ids_match_original_vocab_and_bert_tokenizer(k, real_sequences):
-    vocab = original_vocab(k)
-    config_dir = shared_path(f"reference/dnabert-original-config/bert-config-{k}")
+def test_ids_match_original_vocab_and_bert_tokenizer(k, real_sequences, tmp_path):
+    vocab = original_vocab(k, tmp_path)
+    config_dir = tmp_path / f"bert-config-{k}"
     bert = BertTokenizer.from_pretrained(str(config_dir), do_lower_case=False)
     batch = batch_kmer_ids(real_sequences, k, max_tokens=10_000)
     for row, sequence in enumerate(real_sequences):
@@ -123,7 +126,7 @@ def test_hf_tokenizer_raw_dna_kmer_text_and_round_trip(tmp_path, real_sequences)
     assert tokenizer(sequence, truncation=True)["input_ids"] == expected
     assert tokenizer(kmer_text(sequence, 6), truncation=True)["input_ids"] == expected
     tokenizer.save_pretrained(tmp_path)
-    assert (tmp_path / "vocab.txt").read_text().splitlines() == original_vocab(6)
+    assert (tmp_path / "vocab.txt").read_text().splitlines() == original_vocab(6, tmp_path / "original")
     reloaded = DNAKmerTokenizer.from_pretrained(tmp_path)
     assert reloaded.k == 6 and reloaded(sequence.lower(), truncation=True)["input_ids"] == expected
     plain = BertTokenizer.from_pretrained(tmp_path)
@@ -133,8 +136,8 @@ def test_hf_tokenizer_raw_dna_kmer_text_and_round_trip(tmp_path, real_sequences)
     assert (batch["input_ids"] == ours.input_ids).all()
 
 
-def test_original_dnabert_directory_loads_with_k_inferred():
-    tokenizer = DNAKmerTokenizer.from_pretrained(str(shared_path("reference/dnabert-original-config/bert-config-4")))
+def test_original_dnabert_directory_loads_with_k_inferred(tmp_path):
+    tokenizer = DNAKmerTokenizer.from_pretrained(str(original_dnabert_directory(tmp_path / "bert-config-4", 4)))
     assert tokenizer.k == 4
     assert tokenizer("ACGTACGT")["input_ids"] == [2, *kmer_ids("ACGTACGT", 4).tolist(), 3]
 

@@ -12,7 +12,7 @@ import pytest
 from dnabert.cli import build_parser
 from dnabert.errors import DnabertError
 from dnabert.interpret.variants import effect_sizes, read_mutations, saturation_variants
-from tests.conftest import ROOT, dnabert_cli, shared_path
+from tests.conftest import ROOT, assert_user_error, data_file, dnabert_cli, genome_text
 
 
 def read_tsv(path) -> list[dict]:
@@ -35,7 +35,7 @@ def test_dnabert_mutation_file_substitution_insertion_deletion_and_nan(tmp_path)
     assert [v.name for v in variants] == ["a:2-3:G>T", "b:4-4:->AA", "b:0-2:GG>-", "a:5-7:CG>-", "b:3-5:GC>-"]
     assert all(v.reference_window == sequences[0 if v.locus == "a" else 1] for v in variants)
     # DNABERT's own example file parses (indices refer to its 6-mer dev.tsv, so use long enough stand-ins)
-    example = shared_path("data/tfbs_dnabert_sample/snp_example_mutations.txt")
+    example = data_file("snp_example_mutations.txt")
     parsed = read_mutations(example, [f"s{i}" for i in range(400)], ["ACGT" * 20] * 400)
     last = [(v.locus, v.start, v.end, v.alternative) for v in parsed][-2:]
     assert last == [("s240", 8, 8, "A"), ("s325", 10, 11, "")]
@@ -149,3 +149,32 @@ def test_variants_refuses_unclear_inputs(planted_model, tmp_path):
     (tmp_path / "g.fa").write_text(">chrT\nACGTACGTAC\n")
     with pytest.raises(DnabertError, match="x.vcf: VCF file not found"):
         run("--vcf", str(tmp_path / "x.vcf"), "--genome", str(tmp_path / "g.fa"))
+
+
+def test_a_variant_past_what_the_model_reads_is_refused_not_scored_as_zero(planted_model, tmp_path):
+    """A 6-mer model of 512 positions reads 515 nt of a window: a variant at nt 600 would have effect 0 without a
+    word, so it is refused, naming where it is and the model's reach; a variant inside a longer window is scored and
+    the truncation said in one line."""
+    genome = genome_text(data_file("ecoli_k12_300kb.fa.gz"))[:1200]
+    (tmp_path / "seqs.tsv").write_text(f"sequence\tlabel\n{genome[:700]}\t1\n")
+    (tmp_path / "past.txt").write_text(f"0\t599\t600\t{'A' if genome[599] != 'A' else 'C'}\n")
+    out = tmp_path / "past.tsv"
+    result = dnabert_cli(["variants", str(planted_model["model"]), "--sequences", str(tmp_path / "seqs.tsv"),
+                          "--mutations", str(tmp_path / "past.txt"), "--out", str(out), "--quiet"], ROOT)
+    assert_user_error(result, "s", "the variant at nt 600 of its 700 nt window lies past the 515 nt the model reads",
+                      "at most 515 nt")
+    assert not out.exists()
+    (tmp_path / "inside.txt").write_text(f"0\t99\t100\t{'A' if genome[99] != 'A' else 'C'}\n")
+    result = dnabert_cli(["variants", str(planted_model["model"]), "--sequences", str(tmp_path / "seqs.tsv"),
+                          "--mutations", str(tmp_path / "inside.txt"), "--out", str(out), "--quiet"], ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "dnabert: warning: variants: 1 of 1 sequences are longer than the 515 nt the model reads" in result.stderr
+    assert [row["status"] for row in read_tsv(out)] == ["scored"]
+    (tmp_path / "genome.fa").write_text(f">chrT\n{genome}\n")
+    vcf = tmp_path / "calls.vcf"
+    vcf.write_text(f"#CHROM\tPOS\tID\tREF\tALT\nchrT\t600\tv600\t{genome[599]}\t{'A' if genome[599] != 'A' else 'C'}\n")
+    common = ["variants", str(planted_model["model"]), "--vcf", str(vcf), "--genome", str(tmp_path / "genome.fa"),
+              "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--quiet"]
+    assert_user_error(dnabert_cli([*common, "--window", "1100"], ROOT),
+                      "v600", "the variant at nt 550 of its 1,100 nt window lies past the 515 nt", "--window 515")
+    assert dnabert_cli([*common, "--window", "515"], ROOT).returncode == 0

@@ -10,13 +10,13 @@ from dnabert.data.windows import WindowSampler, holdout_regions
 from dnabert.errors import DnabertError
 from dnabert.genome.shards import GenomeShards, prepare_genome
 from dnabert.tokenization import reverse_complement
-from tests.conftest import shared_path
+from tests.conftest import data_file
 from tests.test_genome import write_fasta
 
 
 @pytest.fixture(scope="module")
 def chr22(tmp_path_factory) -> GenomeShards:
-    source = shared_path("data/human_chr22_hg19/hg19_chr22_blocks.fa.gz")
+    source = data_file("hg19_chr22_300kb.fa.gz")
     return GenomeShards(prepare_genome(source, tmp_path_factory.mktemp("g") / "chr22", progress=False))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dnabert.data.labelled import LabelledRows, check_lengths, encode_labels
@@ -18,7 +18,7 @@ from dnabert.data.labelled_layouts import read_labelled
 from dnabert.data.overlap import grouped_holdout, overlap_groups
 from dnabert.errors import DnabertError
 from dnabert.problems import TASK_TYPES, LabelInfo
-from dnabert.tokenization import batch_kmer_ids, check_k
+from dnabert.tokenization import batch_kmer_ids, check_k, nucleotides_read, say_truncated
 
 FRACTION_STREAM = 1
 """Second seed word of the `data.train_fraction` draw (the validation hold-out draws from the seed alone)."""
@@ -183,6 +183,11 @@ class LabelledDataModule(L.LightningDataModule):
             return
         train = self._rows["train"]
         names = self.label_info.names
+        if self.overflow == "truncate" and self.k is not None and rank_zero_only.rank == 0:
+            for split, rows in self._rows.items():
+                say_truncated(rows.sequences, nucleotides_read(self.k, self.max_tokens), f"data.{split} {rows.path}",
+                              "raise data.max_tokens (up to the model's positions) or read them whole with "
+                              "data.overflow=split")
         encoded = {split: encode_labels(rows, self.task_type, names) for split, rows in self._rows.items()}
         for split, rows in self._rows.items():
             self.splits[split] = LabelledSplit(rows.sequences, encoded[split], rows.names)

@@ -20,6 +20,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from dnabert.atomic import build_directory, write_json_atomic
@@ -75,12 +76,15 @@ def prepare_genome(source: Path, out: Path, progress: bool = True, checksum: str
         raise DnabertError(f"{source}: {'is a directory' if source.is_dir() else 'file not found'}; "
                            "give a FASTA (.fa, .fa.gz) or .2bit genome file")
     checksum = checksum or file_sha256(source)
-    if (out / "metadata.json").exists():
-        if GenomeShards(out).metadata.get("source_sha256") == checksum:
-            return out
-    elif out.exists() and any(out.iterdir()):
-        raise DnabertError(f"{out}: exists and is not a dnabert shard directory; choose an empty or new --out")
-    return build_directory(out, lambda work: _write_shards(source, work, checksum, progress))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # one build at a time (two jobs of a sweep, two nodes, sharing a cache): the second waits, then reuses it
+    with FileLock(out.parent / f".{out.name}.lock"):
+        if (out / "metadata.json").exists():
+            if GenomeShards(out).metadata.get("source_sha256") == checksum:
+                return out
+        elif out.exists() and any(out.iterdir()):
+            raise DnabertError(f"{out}: exists and is not a dnabert shard directory; choose an empty or new --out")
+        return build_directory(out, lambda work: _write_shards(source, work, checksum, progress))
 
 
 def _write_shards(source: Path, work: Path, checksum: str, progress: bool) -> None:

@@ -30,6 +30,8 @@ class Variant:
     alternative_window: str = ""
     status: str = SCORED
     note: str = ""
+    offset: int = 0
+    """Where the allele starts in its windows (0-based)."""
 
 
 def allele_text(allele: str) -> str:
@@ -46,7 +48,7 @@ def sequence_variant(name: str, sequence: str, start: int, end: int, replacement
     """A variant of a whole input sequence (mutation file, saturation)."""
     reference = sequence[start:end]
     return Variant(f"{name}:{start}-{end}:{allele_text(reference)}>{allele_text(replacement)}", name, start, end,
-                   reference, replacement, sequence, edited(sequence, start, end, replacement))
+                   reference, replacement, sequence, edited(sequence, start, end, replacement), offset=start)
 
 
 def read_mutations(path: str | Path, names: list[str], sequences: list[str]) -> list[Variant]:
@@ -97,6 +99,20 @@ def effect_sizes(reference: np.ndarray, alternative: np.ndarray) -> dict[str, np
     m = np.clip(np.asarray(alternative, dtype=np.float64), EPSILON, 1 - EPSILON)
     return {"change": m - o, "diff": (m - o) * np.maximum(o, m),
             "log_odds_ratio": np.log2(o / (1 - o)) - np.log2(m / (1 - m))}
+
+
+def check_reach(variants: list[Variant], reach: int | None, option: str) -> None:
+    """Refuse variants whose alleles lie past the `reach` nt the model reads of a window (their effect would be a
+    silent 0); None: the model reads every chunk."""
+    past = [v for v in variants if v.status == SCORED and reach is not None
+            and v.offset + max(len(v.reference), len(v.alternative), 1) > reach]
+    if past:
+        v = past[0]
+        advice = (f"use --window {reach} or less" if option == "--window" else
+                  f"cut the sequences to at most {reach} nt around the variants")
+        raise DnabertError(f"{v.name}: the variant at nt {v.offset + 1:,} of its {len(v.reference_window):,} nt "
+                           f"window lies past the {reach} nt the model reads ({len(past):,} of {len(variants):,} "
+                           f"variants do); {advice}")
 
 
 def score_variants(model, variants: list[Variant], column: int, batch_size: int = 64, max_tokens: int = 512,

@@ -38,15 +38,16 @@ def allele_problem(allele: str) -> tuple[str, str] | None:
 
 
 def genome_window(shards: GenomeShards, contig: int, start: int, end: int, alternative: str,
-                  window: int) -> tuple[str, str]:
+                  window: int) -> tuple[str, str, int]:
     """`window` nt of the reference centred on [start, end), and the same window with the allele substituted
-    (clipped to the contig; an indel's alternative is cut or extended on the right to the same length)."""
+    (clipped to the contig; an indel's alternative is cut or extended on the right to the same length), and where
+    the allele starts in them."""
     length = int(shards.lengths[contig])
     first = min(max(start - (window - (end - start)) // 2, 0), max(length - window, 0))
     reference = codes_to_text(shards.fetch(contig, first, min(first + window, length)))
     right = codes_to_text(shards.fetch(contig, min(first + window, length), min(first + 2 * window, length)))
     alternative_window = edited(reference + right, start - first, end - first, alternative)[: len(reference)]
-    return reference, alternative_window
+    return reference, alternative_window, start - first
 
 
 def read_vcf(path: str | Path, shards: GenomeShards, window: int) -> list[Variant]:
@@ -75,7 +76,7 @@ def read_vcf(path: str | Path, shards: GenomeShards, window: int) -> list[Varian
             variant = Variant(f"{label}:{reference}>{alternative}", chrom, start, end, reference, alternative)
             variant.status, variant.note = _check(variant, shards, window, where) or (SCORED, "")
             if variant.status == SCORED:
-                variant.reference_window, variant.alternative_window = genome_window(
+                variant.reference_window, variant.alternative_window, variant.offset = genome_window(
                     shards, shards.find_contig(chrom), start, end, alternative, window)
                 variant.note = "" if len(reference) == len(alternative) else "indel"
             variants.append(variant)

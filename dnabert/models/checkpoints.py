@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, BertConfig, PreTrainedModel
 
 from dnabert.atomic import build_directory
@@ -27,6 +28,11 @@ MODEL_PREFIX = "model."
 WEIGHT_FILES = (
     "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json"
 )
+
+
+READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, SafetensorError)
+"""What torch and transformers raise for a damaged, truncated or refused weights file (OSError is the user's own:
+a missing file or a full disk, said as such)."""
 
 
 def kmer_size(config: BertConfig) -> int:
@@ -47,7 +53,7 @@ def read_checkpoint(path: Path) -> dict:
     """A dnabert Lightning checkpoint, loaded without unpickling arbitrary objects."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
+    except READ_ERRORS as error:
         raise unreadable(path, error) from None
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
         raise DnabertError(f"{path}: not a dnabert checkpoint (no {CONFIG_KEY}/state_dict)")
@@ -152,13 +158,20 @@ class ModelStart:
             model, info = model_class.from_pretrained(self.init, config=config, trust_remote_code=False,
                                                       weights_only=True, attn_implementation=attn_implementation,
                                                       ignore_mismatched_sizes=True, output_loading_info=True)
-        except Exception as error:
+        except READ_ERRORS as error:
             raise unreadable(weights, error) from error
         mismatched = sorted(item for item in info["mismatched_keys"] if in_encoder(item[0]))
         if mismatched:
             key, stored, wanted = mismatched[0]
             raise DnabertError(f"{self.init}: the weights do not fit its config.json ({key} is {tuple(stored)}, the "
                                f"config asks for {tuple(wanted)}); a model of another k or size?")
+        missing, unexpected = (sorted(key for key in info[kind] if in_encoder(key))
+                               for kind in ("missing_keys", "unexpected_keys"))
+        if missing or unexpected:  # a head's keys (a published model's cls.* MLM head) may differ; the encoder's not
+            found = "; ".join(f"{what} {', '.join(keys[:3])}" + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+                              for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys)
+            raise DnabertError(f"{weights}: its encoder weights do not match a BERT encoder ({found}); export the "
+                               "model again with save_pretrained, or rename its keys to BERT's")
         return model.train()
 
     def _load_checkpoint_weights(self, model: PreTrainedModel) -> None:

@@ -8,9 +8,16 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 from dnabert.models.long_sequence import DNABertLongConfig
-from dnabert.tokenization import EncodedBatch, batch_kmer_ids
+from dnabert.tokenization import EncodedBatch, batch_kmer_ids, nucleotides_read
 
 Item = TypeVar("Item")
+
+
+def model_reach(model, max_tokens: int = 512) -> int | None:
+    """Nucleotides of one sequence the model reads (None: a long-sequence model reads every chunk)."""
+    if isinstance(model.config, DNABertLongConfig):
+        return None
+    return nucleotides_read(model.config.k, min(max_tokens, model.config.max_position_embeddings))
 
 
 def encode_batch(model, sequences: list[str], max_tokens: int = 512) -> tuple[EncodedBatch, dict]:
