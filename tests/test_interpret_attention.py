@@ -77,7 +77,7 @@ def test_only_real_kmers_are_read_and_the_rest_is_nan():
     assert third.shape == (2,) and np.isnan(third).all()
 
 
-def test_names_become_intervals_only_when_they_match_the_sequence_length(tmp_path):
+def test_names_become_intervals_only_when_they_match_the_sequence_length(tmp_path, capsys):
     sequences = ["ACGTAC", "ACGTAC", "ACGTAC"]
     assert genomic_intervals(["chr1:100-106", "x::chr2:1,001-1,006", "chr3:10-16(-)"], sequences) == [
         Interval("chr1", 100, False), Interval("chr2", 1000, False), Interval("chr3", 10, True)]  # 1-based: 1001-1006
@@ -88,6 +88,17 @@ def test_names_become_intervals_only_when_they_match_the_sequence_length(tmp_pat
     write_scores(tmp_path, model, ["chr3:10-16(-)"], sequences[:1], [([scores], np.array([[0.5, 0.5]]))], "test")
     lines = (tmp_path / "scores.bedGraph").read_text().splitlines()[1:]
     assert lines[0] == "chr3\t10\t11\t6" and lines[-1] == "chr3\t15\t16\t1"  # minus strand: last base first
+    capsys.readouterr()
+    mixed = tmp_path / "mixed"  # one name that is not an interval: no bedGraph, said in one line
+    write_scores(mixed, model, ["chr3:10-16", "peak7"], sequences[:2], [([scores, scores], np.full((2, 2), 0.5))],
+                 "test")
+    assert not (mixed / "scores.bedGraph").exists() and (mixed / "scores.tsv").exists()
+    assert capsys.readouterr().err.splitlines() == [
+        "dnabert: warning: no scores.bedGraph: 1 of 2 sequence names are not their genomic interval, the first "
+        "'peak7' (not CHROM:START-END); name every sequence CHROM:START-END (0-based, half-open) for a bedGraph"]
+    write_scores(tmp_path / "plain", model, ["peak1", "peak7"], sequences[:2],
+                 [([scores, scores], np.full((2, 2), 0.5))], "test")
+    assert capsys.readouterr().err == ""  # names that are no intervals at all: no bedGraph expected, nothing said
 
 
 def test_attribute_refuses_long_sequence_models():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dnabert.atomic import open_atomic, open_npy_atomic, write_text_atomic
-from dnabert.errors import DnabertError
+from dnabert.errors import DnabertError, warn
 from dnabert.interpret import plots
 from dnabert.models.inference import prediction_lines
 
@@ -27,23 +27,33 @@ class Interval:
     reverse: bool
 
 
+def _interval(name: str, length: int) -> Interval | str:
+    """Where a sequence named `name` (of `length` nt) lies, or why its name does not say."""
+    match = INTERVAL.match(name)
+    if match is None:
+        return "not CHROM:START-END"
+    start, end = (int(match[key].replace(",", "")) for key in ("start", "end"))
+    if end - start == length:
+        return Interval(match["chrom"], start, match["strand"] == "-")
+    if end - start + 1 == length and start >= 1:
+        return Interval(match["chrom"], start - 1, match["strand"] == "-")
+    return f"an interval of {end - start:,} nt for a sequence of {length:,} nt"
+
+
 def genomic_intervals(names: list[str], sequences: list[str]) -> list[Interval] | None:
     """Each name as `CHROM:START-END`, optionally `(+)`/`(-)` and a `NAME::` prefix (bedtools getfasta), when
     every name is one and matches its sequence's length: 0-based half-open (END - START = length) or 1-based
-    inclusive (END - START + 1 = length). None otherwise."""
-    intervals = []
-    for name, sequence in zip(names, sequences):
-        match = INTERVAL.match(name)
-        if match is None:
-            return None
-        start, end = (int(match[key].replace(",", "")) for key in ("start", "end"))
-        if end - start == len(sequence):
-            intervals.append(Interval(match["chrom"], start, match["strand"] == "-"))
-        elif end - start + 1 == len(sequence) and start >= 1:
-            intervals.append(Interval(match["chrom"], start - 1, match["strand"] == "-"))
-        else:
-            return None
-    return intervals
+    inclusive (END - START + 1 = length). None otherwise, said in one warning line when only some names are."""
+    intervals = [_interval(name, len(sequence)) for name, sequence in zip(names, sequences)]
+    problems = [(name, problem) for name, problem in zip(names, intervals) if isinstance(problem, str)]
+    if not problems:
+        return intervals
+    if len(problems) < len(names):
+        name, problem = problems[0]
+        warn(f"no scores.bedGraph: {len(problems):,} of {len(names):,} sequence names are not their genomic "
+             f"interval, the first {name!r} ({problem}); name every sequence CHROM:START-END (0-based, half-open) "
+             "for a bedGraph")
+    return None
 
 
 def sequence_indexes(text: str | None, option: str, count: int, default: int = 0) -> list[int]:

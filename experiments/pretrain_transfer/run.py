@@ -42,6 +42,8 @@ TASKS: list[str] = []
 """Fine-tune on these tasks only (`--task`; all of study.yaml's when empty)."""
 ROWS: list[str] = []
 """Fine-tune at these row counts only (`--rows`; all when empty): the rest wait for a later call."""
+LEVERS: list[str] = []
+"""Run these declared levers only (`--lever`; when given, the presets' and the old defaults' runs wait)."""
 STAGES = ("pretrain", "hidden", "curves", "probes", "finetune", "report")
 
 
@@ -322,7 +324,7 @@ def finetune(probe_results: dict) -> dict:
     settings = STUDY["finetune"]
     jobs, keys = [], []
     tasks = TASKS or list(settings["rows"])
-    for task in tasks:
+    for task in tasks if not LEVERS else []:
         corpus = settings["corpus"][task]
         best = chosen_strategy(probe_results, corpus)
         for rows in [rows for rows in settings["rows"][task] if not ROWS or str(rows) in ROWS]:
@@ -336,7 +338,7 @@ def finetune(probe_results: dict) -> dict:
                     jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
                     keys.append((task, str(rows), name))
     old = settings["old_defaults"]
-    for task in [task for task in old["tasks"] if task in tasks]:
+    for task in [task for task in old["tasks"] if task in tasks and not LEVERS]:
         for rows in [rows for rows in old["rows"] if not ROWS or str(rows) in ROWS]:
             for seed in SEEDS:
                 out = RESULTS / "finetune" / task / f"rows{rows}-random-old-defaults-seed{seed}"
@@ -344,7 +346,8 @@ def finetune(probe_results: dict) -> dict:
                              *old["overrides"]]
                 jobs.append(lambda out=out, overrides=overrides: run_train(out, overrides))
                 keys.append((task, str(rows), "random, old defaults"))
-    for lever, spec in settings.get("levers", {}).items():
+    for lever, spec in [(name, spec) for name, spec in settings.get("levers", {}).items()
+                        if not LEVERS or name in LEVERS]:
         for task in [task for task in spec["tasks"] if task in tasks]:
             corpus = settings["corpus"][task]
             strategy = chosen_strategy(probe_results, corpus) if spec["init"] == "chosen" else spec["init"]
@@ -386,11 +389,14 @@ def main() -> None:
     parser.add_argument("--task", choices=list(STUDY["finetune"]["rows"]), action="append",
                         help="fine-tune on this task only (repeatable; the finetune stage records the tasks it ran)")
     parser.add_argument("--rows", action="append", help="fine-tune at this row count only (repeatable: 100, all, ...)")
+    parser.add_argument("--lever", choices=list(STUDY["finetune"].get("levers", {})), action="append",
+                        help="run this declared lever only (repeatable)")
     args = parser.parse_args()
     stages = args.only or STAGES
     PARALLEL[0] = args.parallel or PARALLEL[0]
     TASKS.extend(args.task or [])
     ROWS.extend(args.rows or [])
+    LEVERS.extend(args.lever or [])
     if "pretrain" in stages:
         pretrain()
     if "hidden" in stages:
