@@ -17,8 +17,8 @@ A study is one YAML file in its experiment folder:
 
 Runs go to `results/<arm>-seed<S>/` beside the file (ignored by git); a run is reused only when its resolved config,
 the checksums of its data and of its model.init, and the thread count are the ones it would run with now.
-`results.json` (every run's validation and test metrics, config hash, minutes) and `table.md` are written beside
-the study file, to be committed.
+`results.json` (every run's validation and test metrics, config hash, minutes, and how many test sequences repeat a
+training one) and `table.md` are written beside the study file, to be committed.
 """
 
 from __future__ import annotations
@@ -204,13 +204,27 @@ def ensemble_metrics(study: Study, arm: str, size: int) -> list[dict[str, float]
     return results
 
 
+def repeated_test_rows(data: dict) -> dict[str, int]:
+    """How many test rows repeat the sequence of a training or validation row, on either strand (a model can score
+    those from memory): reported beside the study's table, not removed (the split is the data owner's)."""
+    from dnabert.data.labelled_layouts import read_labelled
+    from dnabert.tokenization import reverse_complement_text
+
+    seen = set()
+    for split in ("train", "val"):
+        for sequence in read_labelled(data[split]).sequences if data.get(split) else []:
+            seen.update((sequence.upper(), reverse_complement_text(sequence.upper())))
+    test = [sequence.upper() for sequence in read_labelled(data["test"]).sequences]
+    return {"test_rows": len(test), "also_in_train": sum(sequence in seen for sequence in test)}
+
+
 def cell(values: list[float]) -> str:
     """mean ± sd (sample) of a metric over runs; the value alone for one run."""
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
 
 
 def table(study: Study, runs: list[dict], ensembles: dict[str, list[dict]], baselines: dict[str, dict],
-          chosen: str) -> str:
+          chosen: str, repeated: dict[str, int]) -> str:
     """Markdown: each arm's selection metric and test metrics (mean ± sd over seeds), ensembles, baselines."""
     metrics = sorted(set.intersection(*(set(run["test"]) for run in runs)))
     lines = [f"| model | {study.select} | " + " | ".join(metrics) + " | runs |",
@@ -229,6 +243,8 @@ def table(study: Study, runs: list[dict], ensembles: dict[str, list[dict]], base
     for name, result in baselines.items():
         lines.append(f"| {name} | | " + " | ".join(f"{result[m]:.4f}" if m in result else "" for m in metrics)
                      + " | the same splits |")
+    lines.append(f"\n{repeated['also_in_train']:,} of {repeated['test_rows']:,} test sequences also occur in the "
+                 "training or validation rows (either strand); they are scored with the rest.")
     return "\n".join(lines) + "\n"
 
 
@@ -249,10 +265,11 @@ def run_study(path: Path) -> tuple[str, str]:
     chosen = max(study.arms, key=lambda arm: np.mean([r["val"][study.select] for r in runs if r["arm"] == arm]))
     ensembles = {arm: ensemble_metrics(study, arm, size) for arm, size in study.ensembles.items()}
     baselines = baseline_rows(study.data["train"], study.data["test"]) if study.baselines else {}
-    text = table(study, runs, ensembles, baselines, chosen)
+    repeated = repeated_test_rows(study.data)
+    text = table(study, runs, ensembles, baselines, chosen, repeated)
     write_json_atomic(path.parent / "results.json", {
         "study": path.name, "chosen_on_validation": chosen, "select": study.select, "threads": study.threads,
         "runs": [{key: value for key, value in run.items() if key != "reused"} for run in runs],
-        "ensembles": ensembles, "baselines": baselines})
+        "ensembles": ensembles, "baselines": baselines, "repeated_test_rows": repeated})
     write_text_atomic(path.parent / "table.md", text)
     return chosen, text

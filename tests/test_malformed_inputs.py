@@ -417,3 +417,35 @@ def test_debug_shows_the_traceback_before_the_line(tmp_path, capsys):
     stderr = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" in stderr
     assert stderr.splitlines()[-1].startswith(f"dnabert: {tmp_path / 'g.fa'} line 1")
+
+
+def test_only_errors_meant_for_the_user_become_one_line(capsys):
+    """A DnabertError or OSError (also inside Hydra's instantiation) is one line; a bug raised from an OSError keeps
+    its traceback, so its real cause is not hidden behind the OSError's text."""
+    from hydra.errors import InstantiationException
+
+    from dnabert.errors import DnabertError, user_error
+
+    missing = FileNotFoundError(errno.ENOENT, "No such file or directory", "x.tsv")
+    wrapped = InstantiationException("Error in call to target")
+    wrapped.__cause__ = missing
+    assert user_error(wrapped)[0] is missing and user_error(DnabertError("bad"))[0] is not None
+    bug = RuntimeError("a tensor of the wrong shape")
+    bug.__cause__ = missing
+    assert user_error(bug) == (None, None)
+    with pytest.raises(RuntimeError, match="wrong shape"):
+        report_errors(lambda: (_ for _ in ()).throw(bug))
+
+
+@pytest.mark.parametrize("package,user_line", [("captum", True), ("not_an_extra", False)])
+def test_a_missing_package_names_the_interp_extra_only_when_it_is_one_of_its(monkeypatch, package, user_line):
+    from dnabert import cli
+    from dnabert.errors import DnabertError
+
+    def missing(args):
+        raise ModuleNotFoundError(f"No module named '{package}'", name=package)
+
+    args = cli.build_parser().parse_args(["attention", "model.hf", "--input", "x.tsv", "--out", "o"])
+    args.run, args.out = missing, None
+    with pytest.raises(DnabertError if user_line else ModuleNotFoundError, match="interp" if user_line else package):
+        cli._run(args)

@@ -60,6 +60,8 @@ def test_a_study_runs_chooses_on_validation_and_reuses_unchanged_runs(tmp_path, 
     table = (path.parent / "table.md").read_text()
     assert f"{results['chosen_on_validation']} (chosen on val/auroc)" in table
     assert "fast, ensembles of 2 seeds (declared)" in table and "4-mer logistic regression" in table
+    assert results["repeated_test_rows"] == {"test_rows": 120, "also_in_train": 0}
+    assert "0 of 120 test sequences also occur in the training or validation rows" in table
 
     before = run_times(path.parent)
     again = dnabert_cli(["study", str(path)], tmp_path)
@@ -86,3 +88,16 @@ def test_a_bad_study_is_one_line_and_writes_nothing(tmp_path, splits, changes, f
     path = write_study(tmp_path / "study", splits, **changes)
     assert_user_error(dnabert_cli(["study", str(path)], tmp_path), str(path), *fragments)
     assert sorted(p.name for p in path.parent.iterdir()) == ["study.yaml"]
+
+
+def test_test_rows_that_repeat_a_training_sequence_on_either_strand_are_counted(tmp_path):
+    from dnabert.study import repeated_test_rows
+    from dnabert.tokenization import reverse_complement_text
+
+    rows = PROMOTERS.read_text().splitlines()[1:]
+    (tmp_path / "train.tsv").write_text("sequence\tlabel\n" + "\n".join(rows[:100]) + "\n")
+    first, second = (row.split("\t") for row in rows[:2])
+    test = [f"{first[0].lower()}\t{first[1]}", f"{reverse_complement_text(second[0])}\t{second[1]}", *rows[100:110]]
+    (tmp_path / "test.tsv").write_text("sequence\tlabel\n" + "\n".join(test) + "\n")
+    data = {"train": str(tmp_path / "train.tsv"), "val": None, "test": str(tmp_path / "test.tsv")}
+    assert repeated_test_rows(data) == {"test_rows": 12, "also_in_train": 2}
