@@ -193,8 +193,10 @@ def report(study: dict, record_dir: Path, results: Path) -> None:
         return json.loads(path.read_text()) if path.exists() else {}
 
     hidden, curves, probes, finetune = load("hidden"), load("curves"), load("probes"), load("finetune")
-    # the runs whose pretraining has finished (the curves stage probes exactly those)
-    pretraining = {key: rows for key, rows in pretraining_record(study, results).items()
+    # the runs whose pretraining has finished (the curves stage probes exactly those); a run whose logs are not in
+    # this checkout's results/ (another machine ran it) keeps what was recorded of it
+    recorded = load("pretraining")
+    pretraining = {key: rows or recorded.get(key, []) for key, rows in pretraining_record(study, results).items()
                    if any(name.startswith(key + "/") for name in curves)}
     from experiments.pretrain_transfer.run import chosen_strategy
     chosen = {corpus: strategy for corpus in study["corpora"] if (strategy := chosen_strategy(probes, corpus))}
