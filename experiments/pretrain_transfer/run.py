@@ -77,8 +77,9 @@ def run_train(out: Path, overrides: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": str(STUDY["threads"]), "WANDB_MODE": "disabled"}
-    completed = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, f"paths.output_dir={out}",
-                                "callbacks.progress_bar=null", "logger=csv", f"hydra.run.dir={out}/hydra"],
+    where = out.relative_to(ROOT)  # train.py runs from the root: no path of this machine in the run's files
+    completed = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, f"paths.output_dir={where}",
+                                "callbacks.progress_bar=null", "logger=csv", f"hydra.run.dir={where}/hydra"],
                                cwd=ROOT, capture_output=True, text=True, env=env)
     if completed.returncode != 0:
         raise RuntimeError(f"{out}: train.py failed:\n{completed.stderr[-3000:]}")
