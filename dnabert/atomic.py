@@ -108,11 +108,11 @@ def _owner_is_gone(partial: Path) -> bool:
     if not host.endswith(f".partial-{socket.gethostname()}") or not pid.isdigit():
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(pid), 0)  # PermissionError: another user's running process
     except ProcessLookupError:
         return True
-    except PermissionError:  # another user's running process
-        return False
+    except PermissionError:
+        pass
     return False
 
 
