@@ -112,8 +112,9 @@ def test_debug_runs_train_for_real(debug, task, tmp_path):
     """debug=limit takes its 20 steps and validates; debug=overfit drives the loss on its two batches down; both
     whatever the task's own schedule (fine-tuning counts epochs)."""
     data = ([f"data.genome={DATA / 'hg19_chr22_300kb.fa.gz'}", "data.max_tokens=64", "data.val_windows=8"]
-            if task == "pretrain" else [f"data.train={DATA / 'promoter_dm3_600.tsv'}", "data.batch_size=8"])
-    result = train([f"task={task}", f"debug={debug}", *data, f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
+            if task == "pretrain" else [f"data.train={DATA / 'promoter_dm3_600.tsv'}"])
+    result = train([f"task={task}", f"debug={debug}", *data, "data.batch_size=8",
+                    f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "run" / "csv" / "version_0" / "metrics.csv")))
     losses = [float(row["train/loss"]) for row in rows if row.get("train/loss")]

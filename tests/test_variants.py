@@ -8,6 +8,7 @@ import gzip
 
 import numpy as np
 import pytest
+import torch
 
 from dnabert.cli import build_parser
 from dnabert.errors import DnabertError
@@ -178,3 +179,31 @@ def test_a_variant_past_what_the_model_reads_is_refused_not_scored_as_zero(plant
     assert_user_error(dnabert_cli([*common, "--window", "1100"], ROOT),
                       "v600", "the variant at nt 550 of its 1,100 nt window lies past the 515 nt", "--window 515")
     assert dnabert_cli([*common, "--window", "515"], ROOT).returncode == 0
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "concat"])
+def test_a_long_sequence_model_scores_a_variant_in_every_chunk_it_reads(aggregation, tmp_path):
+    """A long-sequence model splits the 700-nt window into chunks: with mean aggregation the variant at nt 600 is
+    scored (an effect, not 0); concatenating only its first 4 chunks of 62 3-mers, the model reads 250 nt, so the
+    same variant is refused with that reach."""
+    from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
+
+    config = DNABertLongConfig(chunk_aggregation=aggregation, max_chunks=4, vocab_size=4**3 + 5, hidden_size=32,
+                               num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                               max_position_embeddings=64, num_labels=2, problem_type="single_label_classification")
+    config.k = 3
+    torch.manual_seed(0)
+    BertForLongSequenceClassification(config).save_pretrained(tmp_path / "model")
+    genome = genome_text(data_file("ecoli_k12_300kb.fa.gz"))[:700]
+    (tmp_path / "seqs.tsv").write_text(f"sequence\tlabel\n{genome}\t1\n")
+    (tmp_path / "past.txt").write_text(f"0\t599\t600\t{'A' if genome[599] != 'A' else 'C'}\n")
+    out = tmp_path / "effects.tsv"
+    result = dnabert_cli(["variants", str(tmp_path / "model"), "--sequences", str(tmp_path / "seqs.tsv"),
+                          "--mutations", str(tmp_path / "past.txt"), "--out", str(out), "--quiet"], ROOT)
+    if aggregation == "concat":
+        assert_user_error(result, "the variant at nt 600 of its 700 nt window lies past the 250 nt the model reads")
+        assert not out.exists()
+        return
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+    (row,) = read_tsv(out)
+    assert row["status"] == "scored" and float(row["diff"]) != 0.0, row

@@ -14,10 +14,14 @@ Item = TypeVar("Item")
 
 
 def model_reach(model, max_tokens: int = 512) -> int | None:
-    """Nucleotides of one sequence the model reads (None: a long-sequence model reads every chunk)."""
-    if isinstance(model.config, DNABertLongConfig):
+    """Nucleotides of one sequence the model reads (None: a long-sequence model that reads every chunk; one that
+    concatenates its first `max_chunks` chunks reads those only)."""
+    tokens = min(max_tokens, model.config.max_position_embeddings)
+    if not isinstance(model.config, DNABertLongConfig):
+        return nucleotides_read(model.config.k, tokens)
+    if model.config.chunk_aggregation != "concat":
         return None
-    return nucleotides_read(model.config.k, min(max_tokens, model.config.max_position_embeddings))
+    return nucleotides_read(model.config.k, model.config.max_chunks * (tokens - 2) + 2)  # chunks share no k-mer
 
 
 def encode_batch(model, sequences: list[str], max_tokens: int = 512) -> tuple[EncodedBatch, dict]:
