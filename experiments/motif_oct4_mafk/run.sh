@@ -4,7 +4,7 @@
 #   experiments/motif_oct4_mafk/run.sh [MODEL]   (default: the model of experiments/tfbs_oct4_mafk)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-MODEL=${1:-experiments/tfbs_oct4_mafk/results/random-seed1/checkpoints/best.hf}
+MODEL=${1:-experiments/tfbs_oct4_mafk/results/tiny-seed2/checkpoints/best.hf}
 DATA=${DATA:-../shared/data/tfbs_oct4_vs_mafk_hg19/train.tsv}
 # this model's attention never falls near 0 (min/mean about 0.76), so DNABERT's "> 10 x min" keeps no position
 SET=${SET:-min_factor=3}
