@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-RESULT_FILES = ("results.json", "table.md", "record/results.json", "record/table.md", "record/*.json")
+RESULT_FILES = ("results.json", "table.md", "record/*.json", "record/*.md")
 NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d{2,}(?![\w.])")
 
 

@@ -18,8 +18,8 @@ interleaved rounds (the order rotates every round) after `--warmup` steps; setup
 train on the same batches. Tokens/s count real tokens only (no padding) over whole rounds; ratios are taken
 within a round and their median reported. A bf16 matmul is timed in every round: its median is the peak that
 MFU is measured against. The data loader (in-process, as `data.num_workers=0`) is timed in every round too and
-compared with the fastest setup's consumption. Prints a Markdown table and writes the raw numbers as JSON under
-experiments/throughput/results/.
+compared with the fastest setup's consumption. Prints the Markdown tables and writes them, with the raw numbers,
+to experiments/throughput/record/<device>-<model>.{md,json} (committed: the README's figures come from them).
 """
 
 from __future__ import annotations
@@ -40,15 +40,18 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
 
+from dnabert.atomic import write_text_atomic  # noqa: E402
 from dnabert.config import composed as compose_config, register_resolvers  # noqa: E402
 from dnabert.data.masking import IGNORE_INDEX  # noqa: E402
 from dnabert.models.pretraining import MaskedKmerModule, attention_flops, training_flops  # noqa: E402
+from dnabert.training import data_and_module  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 GENOME = ROOT.parent / "shared" / "data" / "human_chr22_hg19" / "hg19_chr22_blocks.fa.gz"
-RESULTS = Path(__file__).resolve().parent / "results"
+RECORD = Path(__file__).resolve().parent / "record"
+"""What a run writes, to be committed: the raw numbers (JSON) and the printed tables (Markdown), one pair per
+device and model."""
 PAPER_TOKENS = 120_000 * 2_000 * 512
 """The paper's pretraining budget: 120k steps x 2,000 windows x 512 tokens."""
 OP_GROUPS = {
@@ -138,10 +141,11 @@ def composed(setup: Setup, max_tokens: int | None):
 class Runner:
     """A setup's module, optimizer and batches, ready to time."""
 
-    def __init__(self, setup: Setup, cfg, batches: list[dict[str, torch.Tensor]], device: torch.device):
+    def __init__(self, setup: Setup, module: MaskedKmerModule, batches: list[dict[str, torch.Tensor]],
+                 device: torch.device):
         self.setup = setup
         self.device = device
-        self.module: MaskedKmerModule = instantiate(cfg.task).to(device)
+        self.module = module.to(device)
         if setup.bf16_weights:
             self.module.to(torch.bfloat16)
         self.optimizer = self.module.configure_optimizers()["optimizer"]
@@ -251,15 +255,15 @@ def main() -> None:
     runners, streams, loader_data = [], {}, None
     for setup in setups(args.model, args.batch_size, args.mfu_layers):
         cfg = composed(setup, args.max_tokens)
+        data, module = data_and_module(cfg)
         if setup.stream not in streams:
-            data = instantiate(cfg.data)
             data.prepare_data()
             data.setup()
             loader = iter(data.train_dataloader())
             streams[setup.stream] = [next(loader) for _ in range(total)]
             if cfg.data.length_grouping and cfg.data.batch_size == args.batch_size:
                 loader_data = data
-        runners.append(Runner(setup, cfg, streams[setup.stream], device))
+        runners.append(Runner(setup, module, streams[setup.stream], device))
 
     compile_seconds = {}
     for runner in runners:
@@ -313,7 +317,7 @@ def profile(runner: Runner, indices: range) -> dict:
 
 def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dict, load_before, started,
            profiled: dict | None) -> None:
-    """Print the Markdown table and write the raw numbers as JSON."""
+    """Print the Markdown tables and write them, with the raw numbers as JSON, under record/."""
     peaks = [r["peak"] for r in rounds]
     peak = statistics.median(peaks)
     names = [runner.setup.name for runner in runners]
@@ -323,12 +327,13 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
     loader = [r["loader"] for r in rounds]
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_name()}, {N_CPUS} threads"
 
-    print(f"\n{started}; {device}; torch {torch.__version__}, transformers {transformers.__version__}; "
-          f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
-    print(f"bf16 matmul peak: {spread([p / 1e9 for p in peaks])} GFLOP/s (median of {len(rounds)} rounds)\n")
-    print("| setup | tokens/s (real) median [range] | x base | x reference | padding | tokens/window | "
-          "GFLOP/s | MFU (bf16 peak) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    lines: list[str] = []
+    lines.append(f"\n{started}; {device}; torch {torch.__version__}, transformers {transformers.__version__}; "
+                 f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
+    lines.append(f"bf16 matmul peak: {spread([p / 1e9 for p in peaks])} GFLOP/s (median of {len(rounds)} rounds)\n")
+    lines.append("| setup | tokens/s (real) median [range] | x base | x reference | padding | tokens/window | "
+                 "GFLOP/s | MFU (bf16 peak) |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for runner, name in zip(runners, names):
         batches = runner.batches[args.warmup:]
         real = sum(float(b["attention_mask"].sum()) for b in batches)
@@ -337,34 +342,39 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
         against = {label: statistics.median(a / b for a, b in zip(rate[name], rate[other]))
                    for label, other in (("base", runner.setup.base or name), ("reference", names[0]))}
         mfu = statistics.median(flop_rate[name]) / peak
-        print(f"| {name} | {spread(rate[name])} | {against['base']:.2f} | {against['reference']:.2f} | "
-              f"{padding:.1%} | {per_window:.0f} | {statistics.median(flop_rate[name]) / 1e9:,.0f} | {mfu:.1%} |")
+        gflops = statistics.median(flop_rate[name]) / 1e9
+        lines.append(f"| {name} | {spread(rate[name])} | {against['base']:.2f} | {against['reference']:.2f} | "
+                     f"{padding:.1%} | {per_window:.0f} | {gflops:,.0f} | {mfu:.1%} |")
     best = statistics.median(rate[fastest])
     kept = [runner.setup.name for runner in runners if not runner.setup.changes_model]
     headline = max(kept, key=lambda name: statistics.median(rate[name]))
-    print(f"\nheadline, the model as configured: {headline}, "
-          f"{statistics.median(a / b for a, b in zip(rate[headline], rate[names[0]])):.2f}x the reference, MFU "
-          f"{statistics.median(flop_rate[headline]) / peak:.1%}")
-    print(f"\nloader: {spread(loader)} real tokens/s = {statistics.median(loader) / best:.0f}x the fastest setup "
-          f"({fastest})")
+    lines.append(f"\nheadline, the model as configured: {headline}, "
+                 f"{statistics.median(a / b for a, b in zip(rate[headline], rate[names[0]])):.2f}x the reference, MFU "
+                 f"{statistics.median(flop_rate[headline]) / peak:.1%}")
+    lines.append(f"\nloader: {spread(loader)} real tokens/s = {statistics.median(loader) / best:.0f}x the fastest "
+                 f"setup ({fastest})")
     for name, seconds in compile_seconds.items():
-        print(f"{name}: first {args.warmup} steps (compilation) {seconds:.1f} s")
-    print(f"paper budget (120k steps x 2,000 x 512 tokens) at the fastest setup: "
-          f"{PAPER_TOKENS / best / 3600:,.1f} h on this device")
+        lines.append(f"{name}: first {args.warmup} steps (compilation) {seconds:.1f} s")
+    lines.append(f"paper budget (120k steps x 2,000 x 512 tokens) at the fastest setup: "
+                 f"{PAPER_TOKENS / best / 3600:,.1f} h on this device")
     if profiled:
-        print(f"\nprofile of {profiled['setup']} ({args.steps} steps): operator time share")
+        lines.append(f"\nprofile of {profiled['setup']} ({args.steps} steps): operator time share")
         for name, share in profiled["time_share"].items():
-            print(f"- {name}: {share:.1%}")
-        print(f"attention's share of the counted FLOPs: {profiled['attention_flop_share']:.1%}")
+            lines.append(f"- {name}: {share:.1%}")
+        lines.append(f"attention's share of the counted FLOPs: {profiled['attention_flop_share']:.1%}")
         for name, rate in profiled["gflops_per_s"].items():
-            print(f"- {name}: {rate:,.0f} GFLOP/s while it runs")
+            lines.append(f"- {name}: {rate:,.0f} GFLOP/s while it runs")
 
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"bench-{args.device}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"args": vars(args), "device": device, "started": started, "rounds": rounds,
-                               "compile_seconds": compile_seconds, "profile": profiled,
-                               "setups": {r.setup.name: r.setup.overrides for r in runners}}, indent=1, default=str))
-    print(f"raw numbers: {out.relative_to(ROOT)}")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RECORD.mkdir(exist_ok=True)
+    stem = RECORD / f"{args.device}-{args.model}"
+    write_text_atomic(stem.with_suffix(".json"), json.dumps({
+        "args": vars(args), "device": device, "started": started, "rounds": rounds,
+        "compile_seconds": compile_seconds, "profile": profiled,
+        "setups": {r.setup.name: r.setup.overrides for r in runners}}, indent=1, default=str))
+    write_text_atomic(stem.with_suffix(".md"), text)
+    print(f"raw numbers and this table: {stem.relative_to(ROOT)}.json, .md")
 
 
 if __name__ == "__main__":
