@@ -16,8 +16,9 @@ so each row maps onto a `train.py` run.
 Timing: the machine may be shared and noisy, so every setup runs `--steps` steps in each of `--rounds`
 interleaved rounds (the order rotates every round) after `--warmup` steps; setups that share a data stream
 train on the same batches. Tokens/s count real tokens only (no padding) over whole rounds; ratios are taken
-within a round and their median reported. A bf16 matmul is timed in every round: its median is the peak that
-MFU is measured against. The data loader (in-process, as `data.num_workers=0`) is timed in every round too and
+within a round and their median reported. A matmul is timed in every round: its median is the peak that MFU is
+measured against (bf16; fp32 on a CPU without native bf16, where the bf16 levers are left out, said in the output,
+since emulated bf16 runs tens of times slower than fp32). The data loader (in-process, as `data.num_workers=0`) is timed in every round too and
 compared with the fastest setup's consumption. Prints the Markdown tables and writes them, with the raw numbers,
 to experiments/throughput/record/<device>-<model>.{md,json} (committed: the README's figures come from them).
 """
@@ -78,6 +79,8 @@ class Setup:
     compile: bool = False
     changes_model: bool = False
     """True where a lever changes the model itself (not only how it runs)."""
+    ladder: bool = True
+    """True on the ladder (the reference's batch and width); False on the MFU rows."""
     base: str | None = None
     """The setup this one adds a lever to."""
 
@@ -91,10 +94,10 @@ class Setup:
         return tuple(sorted((k, str(v)) for k, v in self.overrides.items() if k.startswith("data.")))
 
 
-def setups(model: str, batch_size: int, mfu_layers: int = 2) -> list[Setup]:
+def setups(model: str, batch_size: int, mfu_layers: int = 2, bf16: bool = True) -> list[Setup]:
     """The reference, each lever added one by one, then the MFU levers on top of the best uncompiled setup. A lever
     that changes the model as its preset configures it (attention dropout off where the preset keeps it) is marked
-    so, and so is every setup built on it."""
+    so, and so is every setup built on it. `bf16=False` leaves out the bf16 levers (autocast, bf16 weights)."""
     preset_dropout = compose_config([f"model={model}", f"data.genome={GENOME}", "paths.output_dir=unused"]
                                     ).model.config.attention_probs_dropout_prob
     no_dropout = "+ no attention dropout" + (f" (a model change: model={model} keeps {preset_dropout})"
@@ -106,7 +109,7 @@ def setups(model: str, batch_size: int, mfu_layers: int = 2) -> list[Setup]:
     ladder = [reference]
     for name, overrides, step in [
         ("+ sdpa attention", {"task.attn_implementation": "sdpa"}, {}),
-        ("+ bf16 autocast", {}, {"autocast": True}),
+        *([("+ bf16 autocast", {}, {"autocast": True})] if bf16 else []),
         ("+ masked-only logits (MaskedKmerModule)", {}, {"reference_step": False}),
         ("+ length grouping", {"data.length_grouping": True}, {}),
         ("+ fused AdamW", {"+task.optimizer.fused": True}, {}),
@@ -115,16 +118,18 @@ def setups(model: str, batch_size: int, mfu_layers: int = 2) -> list[Setup]:
         ladder.append(ladder[-1].add(name, overrides, **step))
     best = next(setup for setup in reversed(ladder) if not setup.changes_model)  # the MFU levers keep the model
     ladder.append(best.add("+ torch.compile (encoder, dynamic shapes)", compile=True))
-    ladder.append(best.add(f"MFU: batch {4 * batch_size}", {"data.batch_size": 4 * batch_size}))
+    ladder.append(best.add(f"MFU: batch {4 * batch_size}", {"data.batch_size": 4 * batch_size}, ladder=False))
     prefix = "MFU: "
     if model in ("tiny", "small"):
         best = best.add(f"MFU: BERT-base width (768/3072, 12 heads), {mfu_layers} layers",
-                        {"model": "dnabert6", "model.config.num_hidden_layers": mfu_layers})
+                        {"model": "dnabert6", "model.config.num_hidden_layers": mfu_layers}, ladder=False)
         ladder.append(best)
         prefix = best.name + ", "
-    ladder.append(best.add(prefix + "bf16 weights", bf16_weights=True, autocast=False))
-    ladder.append(ladder[-1].add(ladder[-1].name + ", no hidden dropout (a model change)",
-                                 {"model.config.hidden_dropout_prob": 0.0}, changes_model=True))
+    if bf16:
+        best = best.add(prefix + "bf16 weights", bf16_weights=True, autocast=False, ladder=False)
+        ladder.append(best)
+    ladder.append(best.add((f"{best.name}, " if not best.ladder else prefix) + "no hidden dropout (a model change)",
+                           {"model.config.hidden_dropout_prob": 0.0}, changes_model=True, ladder=False))
     return ladder
 
 
@@ -191,10 +196,12 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_peak(device: torch.device) -> float:
-    """bf16 matmul FLOP/s: median of 5 timings of square products (2048 on CPU, 8192 on GPU)."""
-    size, repeats = (8192, 50) if device.type == "cuda" else (2048, 10)
-    a, b = (torch.randn(size, size, device=device, dtype=torch.bfloat16) for _ in range(2))
+def matmul_peak(device: torch.device, dtype: torch.dtype = torch.bfloat16, size: int | None = None,
+                repeats: int | None = None) -> float:
+    """Matmul FLOP/s in `dtype`: median of 5 timings of square products (2048 on CPU, 8192 on GPU)."""
+    size = size or (8192 if device.type == "cuda" else 2048)
+    repeats = repeats or (50 if device.type == "cuda" else 10)
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b
     synchronize(device)
     times = []
@@ -205,6 +212,13 @@ def matmul_peak(device: torch.device) -> float:
         synchronize(device)
         times.append(time.perf_counter() - start)
     return 2 * size**3 * repeats / statistics.median(times)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls run at least as fast as fp32 here (on a CPU without AVX512_BF16/AMX they are emulated)."""
+    quick = {"size": 512, "repeats": 2}
+    return device.type == "cuda" or matmul_peak(device, torch.bfloat16, **quick) >= matmul_peak(device, torch.float32,
+                                                                                                   **quick)
 
 
 def loader_rate(data, batches: int) -> float:
@@ -252,8 +266,10 @@ def main() -> None:
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     total = args.warmup + args.rounds * args.steps
 
+    bf16 = native_bf16(device)
+    peak_dtype = torch.bfloat16 if bf16 else torch.float32
     runners, streams, loader_data = [], {}, None
-    for setup in setups(args.model, args.batch_size, args.mfu_layers):
+    for setup in setups(args.model, args.batch_size, args.mfu_layers, bf16):
         cfg = composed(setup, args.max_tokens)
         data, module = data_and_module(cfg)
         if setup.stream not in streams:
@@ -276,7 +292,7 @@ def main() -> None:
         measured = range(args.warmup + number * args.steps, args.warmup + (number + 1) * args.steps)
         order = runners[number % len(runners):] + runners[: number % len(runners)]
         results = {runner.setup.name: runner.timed(measured) for runner in order}
-        rounds.append({"peak": matmul_peak(device), "loader": loader_rate(loader_data, args.loader_batches),
+        rounds.append({"peak": matmul_peak(device, peak_dtype), "loader": loader_rate(loader_data, args.loader_batches),
                        "setups": results})
         print(f"round {number + 1}/{args.rounds} done", flush=True)
 
@@ -285,7 +301,7 @@ def main() -> None:
         kept = [r for r in runners if not r.setup.changes_model and not r.setup.compile]
         runner = max(kept, key=lambda r: statistics.median(flop_rates(rounds, r.setup.name)))
         profiled = profile(runner, range(args.warmup, args.warmup + args.steps))
-    report(args, runners, rounds, compile_seconds, load_before, started, profiled)
+    report(args, runners, rounds, compile_seconds, load_before, started, profiled, bf16)
 
 
 def flop_rates(rounds: list[dict], name: str) -> list[float]:
@@ -316,7 +332,7 @@ def profile(runner: Runner, indices: range) -> dict:
 
 
 def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dict, load_before, started,
-           profiled: dict | None) -> None:
+           profiled: dict | None, bf16: bool) -> None:
     """Print the Markdown tables and write them, with the raw numbers as JSON, under record/."""
     peaks = [r["peak"] for r in rounds]
     peak = statistics.median(peaks)
@@ -330,9 +346,14 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
     lines: list[str] = []
     lines.append(f"\n{started}; {device}; torch {torch.__version__}, transformers {transformers.__version__}; "
                  f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
-    lines.append(f"bf16 matmul peak: {spread([p / 1e9 for p in peaks])} GFLOP/s (median of {len(rounds)} rounds)\n")
+    precision = "bf16" if bf16 else "fp32"
+    if not bf16:
+        lines.append("no native bf16 on this device (bf16 matmuls slower than fp32): the bf16 levers are left out and "
+                     "MFU is against the fp32 peak")
+    lines.append(f"{precision} matmul peak: {spread([p / 1e9 for p in peaks])} GFLOP/s (median of {len(rounds)} "
+                 "rounds)\n")
     lines.append("| setup | tokens/s (real) median [range] | x base | x reference | padding | tokens/window | "
-                 "GFLOP/s | MFU (bf16 peak) |")
+                 f"GFLOP/s | MFU ({precision} peak) |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for runner, name in zip(runners, names):
         batches = runner.batches[args.warmup:]
@@ -347,10 +368,13 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
                      f"{padding:.1%} | {per_window:.0f} | {gflops:,.0f} | {mfu:.1%} |")
     best = statistics.median(rate[fastest])
     kept = [runner.setup.name for runner in runners if not runner.setup.changes_model]
-    headline = max(kept, key=lambda name: statistics.median(rate[name]))
-    lines.append(f"\nheadline, the model as configured: {headline}, "
+    on_ladder = [runner.setup.name for runner in runners if not runner.setup.changes_model and runner.setup.ladder]
+    headline = max(on_ladder, key=lambda name: statistics.median(rate[name]))
+    lines.append(f"\nheadline, the model as configured at the reference's batch and width: {headline}, "
                  f"{statistics.median(a / b for a, b in zip(rate[headline], rate[names[0]])):.2f}x the reference, MFU "
                  f"{statistics.median(flop_rate[headline]) / peak:.1%}")
+    top = max(kept, key=lambda name: statistics.median(flop_rate[name]))
+    lines.append(f"highest MFU, the model as configured: {top}, {statistics.median(flop_rate[top]) / peak:.1%}")
     lines.append(f"\nloader: {spread(loader)} real tokens/s = {statistics.median(loader) / best:.0f}x the fastest "
                  f"setup ({fastest})")
     for name, seconds in compile_seconds.items():
@@ -370,7 +394,7 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
     RECORD.mkdir(exist_ok=True)
     stem = RECORD / f"{args.device}-{args.model}"
     write_text_atomic(stem.with_suffix(".json"), json.dumps({
-        "args": vars(args), "device": device, "started": started, "rounds": rounds,
+        "args": vars(args), "device": device, "native_bf16": bf16, "started": started, "rounds": rounds,
         "compile_seconds": compile_seconds, "profile": profiled,
         "setups": {r.setup.name: r.setup.overrides for r in runners}}, indent=1, default=str))
     write_text_atomic(stem.with_suffix(".md"), text)
