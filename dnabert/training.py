@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dnabert.atomic import write_json_atomic
+from dnabert.cluster import requeue_at_step_boundary
 from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import ModelStart, unreadable
 from dnabert.provenance import record_provenance, resolved_config
@@ -39,7 +40,8 @@ def train(cfg: DictConfig) -> float | None:
     output = Path(cfg.paths.output_dir)
     record_provenance(config, output, loggers)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        with requeue_at_step_boundary():  # under submitit: last.ckpt at the step the time-limit signal ends
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     except pickle.UnpicklingError as error:  # the resumed checkpoint holds more than weights: never unpickled
         raise unreadable(Path(trainer.ckpt_path), error) from None
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}

@@ -8,9 +8,13 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -56,10 +60,25 @@ def ecoli() -> Path:
     return data_file("ecoli_k12_300kb.fa.gz")
 
 
-def run(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a command with the project's interpreter; returns the completed process (never raises on failure)."""
+def run(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None,
+        poll: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """Run a command with the project's interpreter; returns the completed process (never raises on failure).
+    `poll` is called about every second while it runs."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore", **(env or {})}
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    if poll is None:
+        return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=full_env) as process:
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=1)
+                return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    process.kill()
+                    raise
+                poll()
 
 
 def train(overrides: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
@@ -107,3 +126,43 @@ def planted_model(tmp_path_factory) -> dict:
     assert result.returncode == 0, result.stderr[-3000:]
     site = "".join("ACGT"[i] for i in consensus.argmax(0))
     return {"model": cwd / "run" / "checkpoints" / "best.hf", "data": cwd / "planted.tsv", "site": site}
+
+
+STEPS_PER_EPOCH = 12  # splice_files: 180 training rows (200 less 10 % validation) in batches of 16
+
+
+@pytest.fixture(scope="session")
+def splice_files(tmp_path_factory):
+    """200 training and 64 test rows of the primate splice set (3 classes): every 10th and 18th row of the whole
+    files (every 5th and 9th of the half in tests/data)."""
+    folder = tmp_path_factory.mktemp("splice_data")
+    for split, every in (("train", 5), ("test", 9)):
+        lines = data_file(f"splice_primate_{split}.tsv").read_text().splitlines()
+        (folder / f"{split}.tsv").write_text("\n".join([lines[0], *lines[1::every][:200]]) + "\n")
+    return folder
+
+
+def finetune(cwd, splice_files, run: str, *extra: str):
+    """Two epochs of a tiny DNABERT-6 fine-tuned on the splice subset (dropout on), into `cwd/run`."""
+    return train(["task=classify", "model=tiny", "data.max_tokens=64", "data.batch_size=16", "trainer.max_epochs=2",
+                  "callbacks.schedule=null", "task.optimizer.lr=1e-3", "logger=csv",
+                  f"data.train={splice_files / 'train.tsv'}",
+                  f"data.test={splice_files / 'test.tsv'}", f"paths.output_dir={cwd / run}", *extra], cwd)
+
+
+@pytest.fixture(scope="session")
+def straight(tmp_path_factory, splice_files):
+    """The uninterrupted run of `finetune` (the interrupted runs of test_resume and test_slurm end equal to it)."""
+    cwd = tmp_path_factory.mktemp("straight")
+    result = finetune(cwd, splice_files, "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "run"
+
+
+def assert_same_result(run, reference) -> None:
+    a = load_file(reference / "checkpoints" / "last.hf" / "model.safetensors")
+    b = load_file(run / "checkpoints" / "last.hf" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
+    expected = json.loads((reference / "test_metrics.json").read_text())
+    assert json.loads((run / "test_metrics.json").read_text()) == pytest.approx(expected, abs=1e-6)

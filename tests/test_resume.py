@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 
-import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
-from tests.conftest import assert_user_error, data_file, train
-
-STEPS_PER_EPOCH = 12  # 180 training rows (200 less 10 % validation) in batches of 16
+from tests.conftest import STEPS_PER_EPOCH, assert_same_result, assert_user_error, finetune
 
 
 class SignalAt(Callback):
@@ -42,43 +38,6 @@ def hook(name: str, target: type, **values) -> list[str]:
     """Overrides that add a test callback to a run."""
     return [f"+callbacks.{name}._target_=tests.test_resume.{target.__name__}",
             *(f"+callbacks.{name}.{key}={value}" for key, value in values.items())]
-
-
-@pytest.fixture(scope="module")
-def splice_files(tmp_path_factory):
-    """200 training and 64 test rows of the primate splice set (3 classes): every 10th and 18th row of the whole
-    files (every 5th and 9th of the half in tests/data)."""
-    folder = tmp_path_factory.mktemp("splice_data")
-    for split, every in (("train", 5), ("test", 9)):
-        lines = data_file(f"splice_primate_{split}.tsv").read_text().splitlines()
-        (folder / f"{split}.tsv").write_text("\n".join([lines[0], *lines[1::every][:200]]) + "\n")
-    return folder
-
-
-def finetune(cwd, splice_files, run: str, *extra: str):
-    """Two epochs of a tiny DNABERT-6 fine-tuned on the splice subset (dropout on), into `cwd/run`."""
-    return train(["task=classify", "model=tiny", "data.max_tokens=64", "data.batch_size=16", "trainer.max_epochs=2",
-                  "callbacks.schedule=null", "task.optimizer.lr=1e-3", "logger=csv",
-                  f"data.train={splice_files / 'train.tsv'}",
-                  f"data.test={splice_files / 'test.tsv'}", f"paths.output_dir={cwd / run}", *extra], cwd)
-
-
-@pytest.fixture(scope="module")
-def straight(tmp_path_factory, splice_files):
-    """The uninterrupted run."""
-    cwd = tmp_path_factory.mktemp("straight")
-    result = finetune(cwd, splice_files, "run")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return cwd / "run"
-
-
-def assert_same_result(run, reference) -> None:
-    a = load_file(reference / "checkpoints" / "last.hf" / "model.safetensors")
-    b = load_file(run / "checkpoints" / "last.hf" / "model.safetensors")
-    assert a.keys() == b.keys()
-    assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
-    expected = json.loads((reference / "test_metrics.json").read_text())
-    assert json.loads((run / "test_metrics.json").read_text()) == pytest.approx(expected, abs=1e-6)
 
 
 def test_sigkill_mid_epoch_then_the_same_command_ends_as_an_uninterrupted_run(tmp_path, splice_files, straight):
