@@ -243,6 +243,16 @@ def _study(args: argparse.Namespace) -> None:
           f"{args.config.parent / 'table.md'}")
 
 
+def _runs(args: argparse.Namespace) -> None:
+    from dnabert.runs import compare
+
+    out = args.out or (args.directories[0] if len(args.directories) == 1 else None)
+    if out is None:
+        raise DnabertError("dnabert runs: give --out DIR when comparing several directories")
+    written = compare(args.directories, out, args.metric, args.mode)
+    print(written[0].read_text() + "\n".join(str(path) for path in written))
+
+
 def _model_command(commands, name: str, help: str, run, model: str, out: str, sequences: bool = True,
                    ensemble: bool = False):
     """A subcommand taking a model (or, with `ensemble`, several to average), an output file, batching and
@@ -342,6 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
                                               "validation -> results.json, table.md")
     study.add_argument("config", type=Path, help="study file (YAML; see dnabert/study.py and experiments/README.md)")
     study.set_defaults(run=_study)
+    runs = commands.add_parser("runs", help="compare runs offline: the config values that differ, final and best "
+                                            "metric, learning curves -> runs.md, runs.tsv, curves.png/.svg")
+    runs.add_argument("directories", nargs="+", type=Path, metavar="DIR",
+                      help="a sweep folder (multirun/<date>/<time>), or run directories")
+    runs.add_argument("--metric", help="metric to sort and plot (default: the runs' optimized_metric)")
+    runs.add_argument("--mode", choices=["min", "max"],
+                      help="default: the sweeper's direction, else min for losses and max for other metrics")
+    runs.add_argument("--out-dir", dest="out", type=Path, default=None,
+                      help="where the table and plot go (default: the one DIR given)")
+    runs.set_defaults(run=_runs)
     return parser
 
 

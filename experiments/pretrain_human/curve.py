@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
+from dnabert.runs import logged_rows
+
 
 def main(run_dir: str) -> None:
-    """Markdown table of every validation row in `run_dir/csv/*/metrics.csv`."""
-    metrics = max(Path(run_dir).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    """Markdown table of every validation row in `run_dir/csv/*/metrics.csv` (a resumed run's logs joined)."""
     print("| step | val loss | perplexity | masked-token accuracy | k-mer frequency baseline | accuracy / baseline |")
     print("|---:|---:|---:|---:|---:|---:|")
-    for row in csv.DictReader(open(metrics)):
+    for row in logged_rows(Path(run_dir)):
         if row.get("val/loss"):
             accuracy, baseline = float(row["val/accuracy"]), float(row["val/kmer_frequency_baseline"])
             print(f"| {int(row['step']) + 1} | {float(row['val/loss']):.3f} | {float(row['val/perplexity']):.1f} "

@@ -3,11 +3,12 @@ pretraining runs' metrics (called by run.py; every number in the README comes fr
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
+
+from dnabert.runs import logged_rows
 
 GOALS = {"c": 0.03}
 """Goal (c): at 5 % of the labels or fewer, pretrained beats random init by this much test AUROC (mean of seeds)."""
@@ -40,12 +41,7 @@ def pretraining_record(study: dict, results: Path) -> dict:
     for corpus in study["corpora"]:
         for strategy in study["strategies"]:
             run = results / "pretrain" / corpus / strategy
-            files = sorted(run.glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
-            rows = []
-            for path in files:  # a resumed run repeats the steps after its last checkpoint: keep the later rows
-                later = list(csv.DictReader(open(path)))
-                if later:
-                    rows = [row for row in rows if int(row["step"]) < int(later[0]["step"])] + later
+            rows = logged_rows(run)  # a resumed run's later log replaces the steps it repeats
             keep = ("val/loss", "val/accuracy", "val/hidden_accuracy", "val/local_baseline", "val/local_baseline_order",
                     "val/hidden_fraction", "probe/auroc")
             record[f"{corpus}/{strategy}"] = [
