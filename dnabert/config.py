@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -65,13 +67,40 @@ def suite_task(tasks: Mapping[str, str], task: str) -> str:
     return tasks[task]
 
 
+def run_id(output_dir: str) -> str:
+    """`${run_id:${paths.output_dir}}`: a run's tracking id (wandb), the same for every restart, requeue or resume of
+    the run in that directory and different for every other directory."""
+    return hashlib.sha256(str(Path(output_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def wandb_offline() -> bool:
+    """`${wandb_offline:}`: offline unless the user chose a mode (`WANDB_MODE`, which wandb then follows)."""
+    return "WANDB_MODE" not in os.environ
+
+
+def run_group() -> str | None:
+    """`${run_group:}`: the sweep a run belongs to (its Hydra multirun folder), else none."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return str(HydraConfig.get().sweep.dir)
+
+
+def job_type(task_target: str, suite: str | None) -> str:
+    """`${job_type:${task._target_},${oc.select:benchmark.suite,null}}`: pretrain, finetune or benchmark."""
+    return "benchmark" if suite else "pretrain" if task_target.endswith("MaskedKmerModule") else "finetune"
+
+
 CONF_DIR = Path(__file__).parent / "conf"
 """The Hydra configs, shipped inside the package (`python -m dnabert.train` reads them from any directory)."""
 BENCHMARK_SUITES = ("gue", "genomic_benchmarks", "nt")
 """Suites with a config in conf/benchmark/<suite>.yaml, their tasks listed there (`dnabert benchmark SUITE`)."""
 
 RESOLVERS = {"vocab_size": vocab_size, "resource": resource_path, "accumulation": accumulation, "mul": multiply,
-             "add": add, "by_init": by_init, "suite_task": suite_task}
+             "add": add, "by_init": by_init, "suite_task": suite_task, "run_id": run_id, "wandb_offline": wandb_offline,
+             "run_group": run_group, "job_type": job_type}
 
 
 def register_resolvers() -> None:

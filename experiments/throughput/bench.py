@@ -18,9 +18,10 @@ interleaved rounds (the order rotates every round) after `--warmup` steps; setup
 train on the same batches. Tokens/s count real tokens only (no padding) over whole rounds; ratios are taken
 within a round and their median reported. A matmul is timed in every round: its median is the peak that MFU is
 measured against (bf16; fp32 on a CPU without native bf16, where the bf16 levers are left out, said in the output,
-since emulated bf16 runs tens of times slower than fp32). The data loader (in-process, as `data.num_workers=0`) is timed in every round too and
-compared with the fastest setup's consumption. Prints the Markdown tables and writes them, with the raw numbers,
-to experiments/throughput/record/<device>-<model>.{md,json} (committed: the README's figures come from them).
+since emulated bf16 runs tens of times slower than fp32). The data loader (in-process, as `data.num_workers=0`) is
+timed in every round too and compared with the fastest setup's consumption. Prints the Markdown tables and writes
+them, with the raw numbers, to experiments/throughput/record/<device>-<model>.{md,json} (committed: the README's
+figures come from them).
 """
 
 from __future__ import annotations
