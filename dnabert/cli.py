@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +59,7 @@ def _predict(args: argparse.Namespace) -> None:
     from dnabert.data.labelled import read_sequences
     from dnabert.models.inference import load_ensemble, predict_ensemble, prediction_lines
 
-    models = load_ensemble(args.model)
+    models = load_ensemble(args.model, args.device)
     names, sequences = read_sequences(args.input, min_length=max(model.config.k for model in models))
     _say_truncated(models, sequences, args.max_tokens, "predict")
     values = predict_ensemble(models, sequences, args.batch_size, args.max_tokens, args.reverse_complement,
@@ -72,7 +73,7 @@ def _embed(args: argparse.Namespace) -> None:
     from dnabert.data.labelled import read_sequences
     from dnabert.models.embedding import embed_to_file, load_encoder
 
-    encoder = load_encoder(args.model)
+    encoder = load_encoder(args.model, args.device)
     _, sequences = read_sequences(args.input, min_length=encoder.config.k)
     _say_truncated([encoder], sequences, args.max_tokens, "embed")
     shape = embed_to_file(encoder, sequences, args.out, args.pooling, args.batch_size, args.max_tokens, not args.quiet)
@@ -84,7 +85,7 @@ def _scan(args: argparse.Namespace) -> None:
     from dnabert.genome.shards import open_genome
     from dnabert.models.inference import load_classifier, scan_windows
 
-    model = load_classifier(args.model)
+    model = load_classifier(args.model, args.device)
     label, column = _output_column(model, args.label, "--label")
     window = args.window or model.config.max_position_embeddings - 2 + model.config.k - 1
     stride = args.stride or max(1, window // 2)
@@ -132,7 +133,7 @@ def _attention(args: argparse.Namespace) -> None:
     from dnabert.interpret.report import sequence_indexes, write_attention_maps
     from dnabert.models.inference import load_classifier
 
-    model = load_classifier(args.model)
+    model = load_classifier(args.model, args.device)
     names, sequences = read_sequences(args.input, min_length=model.config.k)
     _say_truncated([model], sequences, args.max_tokens, "attention")
     maps = sequence_indexes(args.maps, "--maps", len(names))
@@ -146,7 +147,7 @@ def _attribute(args: argparse.Namespace) -> None:
     from dnabert.interpret.attribution import attribution_batches
     from dnabert.models.inference import load_classifier
 
-    model = load_classifier(args.model)
+    model = load_classifier(args.model, args.device)
     target, column = _output_column(model, args.target, "--target")
     names, sequences = read_sequences(args.input, min_length=model.config.k)
     _say_truncated([model], sequences, args.max_tokens, "attribute")
@@ -180,7 +181,7 @@ def _motifs(args: argparse.Namespace) -> None:
     from dnabert.models.inference import load_classifier, output_names
 
     config = MotifConfig().with_settings(args.set)
-    model = load_classifier(args.model)
+    model = load_classifier(args.model, args.device)
     rows = read_labelled(args.input)
     _say_truncated([model], rows.sequences, args.max_tokens, "motifs")
     positive = args.positive or output_names(model)[-1]
@@ -211,7 +212,7 @@ def _variants(args: argparse.Namespace) -> None:
         names, sequences = read_sequences(args.sequences)
         variants = (saturation_variants(names, sequences) if args.saturation
                     else read_mutations(args.mutations, names, sequences))
-    model = load_classifier(args.model)
+    model = load_classifier(args.model, args.device)
     label, column = _output_column(model, args.label, "--label")
     check_reach(variants, model_reach(model, args.max_tokens), "--window" if args.vcf else "--sequences")
     _say_truncated([model], [v.reference_window for v in variants if v.status == SCORED], args.max_tokens, "variants")
@@ -265,6 +266,10 @@ def _model_command(commands, name: str, help: str, run, model: str, out: str, se
         command.add_argument("--max-tokens", type=_at_least(3), default=512, help="longer inputs are truncated")
     command.add_argument("--out", type=Path, required=True, help=out)
     command.add_argument("--batch-size", type=_at_least(1), default=64)
+    command.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                         help="auto: the GPU where there is one")
+    command.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                         help="bf16: autocast on the device (fast on GPUs and CPUs with native bf16)")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     command.set_defaults(run=run)
     return command
@@ -371,8 +376,15 @@ def _run(args: argparse.Namespace) -> None:
 
     if getattr(args, "out", None) is not None:
         prepare_output(args.out)
+    precision = contextlib.nullcontext()
+    if getattr(args, "device", None) is not None:  # the inference commands
+        from dnabert.models.inputs import inference_device, inference_precision
+
+        args.device = inference_device(args.device)
+        precision = inference_precision(args.device, args.precision)
     try:
-        args.run(args)
+        with precision:
+            args.run(args)
     except ModuleNotFoundError as error:  # the interpretation commands' plotting/motif packages are an extra
         if (error.name or "").split(".")[0] not in _extra_packages("interp"):
             raise

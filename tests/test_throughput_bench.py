@@ -47,3 +47,13 @@ def test_without_native_bf16_the_bf16_levers_are_left_out(bench):
     assert not any(s.autocast or s.bf16_weights for s in without)
     assert len(with_bf16) - len(without) == 2
     assert {s.base for s in without} <= {s.name for s in without} | {None}
+
+
+def test_the_headline_comes_from_setups_of_the_model_as_its_preset_configures_it(bench):
+    small = {s.name: s for s in bench.setups("small", 16)}  # small turns attention dropout off
+    assert not small["+ fused AdamW"].as_configured and small["+ no attention dropout (as model=small is configured)"
+                                                                  ].as_configured
+    dnabert6 = {s.name: s for s in bench.setups("dnabert6", 16)}  # dnabert6 keeps the paper's 0.1
+    assert dnabert6["+ fused AdamW"].as_configured and dnabert6["+ sdpa attention"].as_configured
+    assert not any(s.as_configured for s in dnabert6.values() if s.name.startswith("+ no attention dropout"))
+    assert not any(s.as_configured and s.changes_model for s in [*small.values(), *dnabert6.values()])

@@ -16,7 +16,7 @@ import torch
 
 from dnabert.errors import DnabertError
 from dnabert.interpret.nucleotides import nucleotide_rows
-from dnabert.models.inputs import batches, encode_batch
+from dnabert.models.inputs import batches, encode_batch, to_numpy
 from dnabert.problems import output_values
 
 
@@ -56,7 +56,7 @@ def attention_batches(model, sequences: list[str], batch_size: int = 64, max_tok
         encoded, inputs = encode_batch(model, batch, max_tokens)
         logits, token_scores = cls_attention(model, inputs)
         yield (nucleotide_rows(token_scores, encoded, [len(s) for s in batch], k),
-               output_values(logits, model.config.problem_type).numpy())
+               to_numpy(output_values(logits, model.config.problem_type)))
 
 
 def nucleotide_attention(model, sequences: list[str], batch_size: int = 64, max_tokens: int = 512,
@@ -80,4 +80,4 @@ def attention_maps(model, sequence: str, max_tokens: int = 512) -> np.ndarray:
                              output_attentions=True)
     finally:
         model.set_attn_implementation(previous)
-    return torch.stack(outputs.attentions)[:, 0].float().numpy()
+    return to_numpy(torch.stack(outputs.attentions)[:, 0])

@@ -16,7 +16,7 @@ from captum.attr import LayerIntegratedGradients
 
 from dnabert.errors import DnabertError
 from dnabert.interpret.nucleotides import nucleotide_rows
-from dnabert.models.inputs import batches, encode_batch
+from dnabert.models.inputs import batches, encode_batch, to_numpy
 from dnabert.models.long_sequence import DNABertLongConfig
 from dnabert.problems import output_values
 from dnabert.tokenization import CLS_ID, PAD_ID, SEP_ID
@@ -54,5 +54,5 @@ def attribution_batches(model, sequences: list[str], target: int, steps: int = 5
         encoded, inputs = encode_batch(model, batch, max_tokens)
         token_scores = token_attributions(model, inputs, target, steps, batch_size)
         with torch.no_grad():
-            values = output_values(model(**inputs).logits, model.config.problem_type).numpy()
+            values = to_numpy(output_values(model(**inputs).logits, model.config.problem_type))
         yield nucleotide_rows(token_scores, encoded, [len(s) for s in batch], k, normalise=False), values

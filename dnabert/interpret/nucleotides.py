@@ -28,6 +28,7 @@ def nucleotide_rows(token_scores: torch.Tensor, encoded: EncodedBatch, lengths: 
     split into several rows (long-sequence models) has its chunks joined before spreading; nucleotides that no
     k-mer covers (past a truncated input's end, or a sequence shorter than k) are NaN.
     """
+    token_scores = token_scores.detach().float().cpu()  # spread on the CPU, whatever device scored the tokens
     owner = torch.from_numpy(encoded.sequence_index)
     n_rows = len(owner)
     rows_per_sequence = torch.bincount(owner, minlength=len(lengths))

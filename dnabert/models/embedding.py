@@ -11,21 +11,21 @@ from transformers import BertModel
 from dnabert.atomic import open_npy_atomic
 from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import ModelStart
-from dnabert.models.inputs import batches, encode_batch
+from dnabert.models.inputs import batches, encode_batch, to_numpy
 from dnabert.tokenization import NUM_SPECIAL
 
 POOLINGS = ("cls", "mean", "tokens", "nucleotide")
 
 
-def load_encoder(path: str | Path) -> BertModel:
-    """The BERT encoder of a pretrained or fine-tuned model (HF directory or .ckpt), in eval mode."""
-    return ModelStart.read(path).build(BertModel).eval()
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> BertModel:
+    """The BERT encoder of a pretrained or fine-tuned model (HF directory or .ckpt), in eval mode on `device`."""
+    return ModelStart.read(path).build(BertModel).eval().to(device)
 
 
 def nucleotide_average(token_states: torch.Tensor, n_kmers: torch.Tensor, k: int, width: int) -> torch.Tensor:
     """Per-nucleotide embedding: the mean over the k-mers covering each base (B, kmers, H) -> (B, width, H)."""
     batch, kmers, hidden = token_states.shape
-    valid = (torch.arange(kmers)[None, :] < n_kmers[:, None]).to(token_states.dtype)
+    valid = (torch.arange(kmers, device=token_states.device)[None, :] < n_kmers[:, None]).to(token_states.dtype)
     summed = token_states.new_zeros(batch, kmers + k - 1, hidden)
     counts = token_states.new_zeros(batch, kmers + k - 1, 1)
     for offset in range(k):
@@ -69,5 +69,5 @@ def embed_to_file(encoder: BertModel, sequences: list[str], out: Path, pooling: 
                 values = values[:, : widths["tokens"]]
             else:
                 values = nucleotide_average(tokens, n_kmers, k, widths["nucleotide"])
-            array[start : start + len(values)] = values.numpy()
+            array[start : start + len(values)] = to_numpy(values)
     return shape

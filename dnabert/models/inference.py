@@ -13,22 +13,24 @@ from dnabert.models.checkpoints import ModelStart
 from dnabert.models.linear_probe import BertForProbeClassification, DNABertProbeConfig
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.problems import output_values
-from dnabert.models.inputs import batches, encode_batch
+from dnabert.models.inputs import batches, encode_batch, to_numpy
 from dnabert.tokenization import codes_to_text, reverse_complement_text
 
 CLASSIFIERS = ((DNABertLongConfig, BertForLongSequenceClassification), (DNABertProbeConfig, BertForProbeClassification))
 """Fine-tuned model class by config class (anything else: a plain BertForSequenceClassification)."""
 
 
-def load_classifier(path: str | Path) -> BertForSequenceClassification | BertForLongSequenceClassification:
-    """A fine-tuned model from its HF directory or Lightning checkpoint, in eval mode (no code executed)."""
+def load_classifier(path: str | Path, device: str | torch.device = "cpu"
+                    ) -> BertForSequenceClassification | BertForLongSequenceClassification:
+    """A fine-tuned model from its HF directory or Lightning checkpoint, in eval mode on `device` (no code
+    executed)."""
     start = ModelStart.read(path)
     config = start.config
     if config.num_labels is None or not getattr(config, "problem_type", None):
         raise DnabertError(f"{path}: not a fine-tuned model (no task head); fine-tune it with `train.py task=...`")
     model_class = next((model for kind, model in CLASSIFIERS if isinstance(config, kind)),
                        BertForSequenceClassification)
-    return start.build(model_class).eval()
+    return start.build(model_class).eval().to(device)
 
 
 def output_names(model: BertForSequenceClassification) -> list[str]:
@@ -60,13 +62,13 @@ def predict(model: BertForSequenceClassification, sequences: list[str], batch_si
         for strand in strands:
             _, inputs = encode_batch(model, strand, max_tokens)
             outputs.append(output_values(model(**inputs).logits, model.config.problem_type))
-        rows.append(torch.stack(outputs).mean(0).numpy())
+        rows.append(to_numpy(torch.stack(outputs).mean(0)))
     return np.concatenate(rows) if rows else np.zeros((0, model.config.num_labels), dtype=np.float32)
 
 
-def load_ensemble(paths: list[str | Path]) -> list[BertForSequenceClassification]:
+def load_ensemble(paths: list[str | Path], device: str | torch.device = "cpu") -> list[BertForSequenceClassification]:
     """Fine-tuned models to average (a deep ensemble, e.g. one model per seed): one task, any k."""
-    models = [load_classifier(path) for path in paths]
+    models = [load_classifier(path, device) for path in paths]
     task = output_names(models[0]), models[0].config.problem_type
     for path, model in zip(paths[1:], models[1:]):
         if (output_names(model), model.config.problem_type) != task:

@@ -1,11 +1,17 @@
-"""Raw sequences into model inputs, for every inference path: one encoding and one batching loop."""
+"""Raw sequences into model inputs, for every inference path: one encoding, one batching loop, the device and
+precision inference runs in, and outputs back as numpy."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
+import numpy as np
+import torch
 from tqdm.auto import tqdm
+
+from dnabert.errors import DnabertError
 
 from dnabert.models.long_sequence import DNABertLongConfig
 from dnabert.tokenization import EncodedBatch, batch_kmer_ids, nucleotides_read
@@ -30,7 +36,25 @@ def encode_batch(model, sequences: list[str], max_tokens: int = 512) -> tuple[En
     long = isinstance(model.config, DNABertLongConfig)
     max_tokens = min(max_tokens, model.config.max_position_embeddings)
     encoded = batch_kmer_ids(list(sequences), model.config.k, max_tokens, "split" if long else "truncate")
-    return encoded, encoded.tensors(chunks=long)
+    return encoded, {name: tensor.to(model.device) for name, tensor in encoded.tensors(chunks=long).items()}
+
+
+def inference_device(name: str) -> torch.device:
+    """`--device`: auto (the GPU where there is one, else the CPU), cpu or cuda (refused without a GPU)."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DnabertError("--device cuda: this machine has no CUDA GPU that torch can use "
+                           f"(torch {torch.__version__}); use --device cpu, or auto")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def inference_precision(device: torch.device, precision: str) -> AbstractContextManager:
+    """`--precision`: fp32, or bf16 autocast (matmuls in bf16, weights kept in fp32) on `device`."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """Model outputs (any device, any float dtype) as a float32 numpy array."""
+    return tensor.detach().float().cpu().numpy()
 
 
 def batches(items: Sequence[Item], batch_size: int, desc: str = "", progress: bool = False

@@ -82,6 +82,9 @@ class Setup:
     """True where a lever changes the model itself (not only how it runs)."""
     ladder: bool = True
     """True on the ladder (the reference's batch and width); False on the MFU rows."""
+    as_configured: bool = False
+    """True where the model is the one its preset configures (attention dropout as the preset sets it, nothing
+    changed): the setups the headline is taken from."""
     base: str | None = None
     """The setup this one adds a lever to."""
 
@@ -95,10 +98,11 @@ class Setup:
         return tuple(sorted((k, str(v)) for k, v in self.overrides.items() if k.startswith("data.")))
 
 
-def setups(model: str, batch_size: int, mfu_layers: int = 2, bf16: bool = True) -> list[Setup]:
+def setups(model: str, batch_size: int, mfu_layers: int = 2, bf16: bool = True, compile: bool = True) -> list[Setup]:
     """The reference, each lever added one by one, then the MFU levers on top of the best uncompiled setup. A lever
     that changes the model as its preset configures it (attention dropout off where the preset keeps it) is marked
-    so, and so is every setup built on it. `bf16=False` leaves out the bf16 levers (autocast, bf16 weights)."""
+    so, and so is every setup built on it. `bf16=False` leaves out the bf16 levers (autocast, bf16 weights),
+    `compile=False` the torch.compile row."""
     preset_dropout = compose_config([f"model={model}", f"data.genome={GENOME}", "paths.output_dir=unused"]
                                     ).model.config.attention_probs_dropout_prob
     no_dropout = "+ no attention dropout" + (f" (a model change: model={model} keeps {preset_dropout})"
@@ -118,7 +122,8 @@ def setups(model: str, batch_size: int, mfu_layers: int = 2, bf16: bool = True) 
     ]:
         ladder.append(ladder[-1].add(name, overrides, **step))
     best = next(setup for setup in reversed(ladder) if not setup.changes_model)  # the MFU levers keep the model
-    ladder.append(best.add("+ torch.compile (encoder, dynamic shapes)", compile=True))
+    if compile:
+        ladder.append(best.add("+ torch.compile (encoder, dynamic shapes)", compile=True))
     ladder.append(best.add(f"MFU: batch {4 * batch_size}", {"data.batch_size": 4 * batch_size}, ladder=False))
     prefix = "MFU: "
     if model in ("tiny", "small"):
@@ -131,16 +136,18 @@ def setups(model: str, batch_size: int, mfu_layers: int = 2, bf16: bool = True) 
         ladder.append(best)
     ladder.append(best.add((f"{best.name}, " if not best.ladder else prefix) + "no hidden dropout (a model change)",
                            {"model.config.hidden_dropout_prob": 0.0}, changes_model=True, ladder=False))
-    return ladder
+    dropout = "model.config.attention_probs_dropout_prob"
+    return [replace(s, as_configured=not s.changes_model and float(s.overrides[dropout]) == float(preset_dropout))
+            for s in ladder]
 
 
-def composed(setup: Setup, max_tokens: int | None):
-    """The training config of a setup (scheduler off: the step alone is timed)."""
+def composed(setup: Setup, max_tokens: int | None, genome: Path = GENOME):
+    """The training config of a setup on `genome` (scheduler off: the step alone is timed)."""
     overrides = [f"{key}={str(value).lower() if isinstance(value, bool) else value}"
                  for key, value in setup.overrides.items()]
     if max_tokens:
         overrides.append(f"data.max_tokens={max_tokens}")
-    return compose_config(["task=pretrain", f"data.genome={GENOME}", "paths.output_dir=unused", "task.scheduler=null",
+    return compose_config(["task=pretrain", f"data.genome={genome}", "paths.output_dir=unused", "task.scheduler=null",
                            *overrides])
 
 
@@ -255,6 +262,9 @@ def main() -> None:
     parser.add_argument("--loader-batches", type=int, default=30, help="batches the loader makes per round")
     parser.add_argument("--mfu-layers", type=int, default=2,
                         help="layers of the BERT-base-width MFU rows on a small/tiny ladder (BERT-base has 12)")
+    parser.add_argument("--genome", type=Path, default=GENOME, help="FASTA the windows are drawn from")
+    parser.add_argument("--record", type=Path, default=RECORD, help="folder of the record's .json and .md")
+    parser.add_argument("--skip-compile", action="store_true", help="leave out the torch.compile row")
     parser.add_argument("--profile", action="store_true",
                         help="afterwards, where the time of the highest-MFU setup that keeps the model goes")
     args = parser.parse_args()
@@ -270,8 +280,8 @@ def main() -> None:
     bf16 = native_bf16(device)
     peak_dtype = torch.bfloat16 if bf16 else torch.float32
     runners, streams, loader_data = [], {}, None
-    for setup in setups(args.model, args.batch_size, args.mfu_layers, bf16):
-        cfg = composed(setup, args.max_tokens)
+    for setup in setups(args.model, args.batch_size, args.mfu_layers, bf16, not args.skip_compile):
+        cfg = composed(setup, args.max_tokens, args.genome)
         data, module = data_and_module(cfg)
         if setup.stream not in streams:
             data.prepare_data()
@@ -368,8 +378,8 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
         lines.append(f"| {name} | {spread(rate[name])} | {against['base']:.2f} | {against['reference']:.2f} | "
                      f"{padding:.1%} | {per_window:.0f} | {gflops:,.0f} | {mfu:.1%} |")
     best = statistics.median(rate[fastest])
-    kept = [runner.setup.name for runner in runners if not runner.setup.changes_model]
-    on_ladder = [runner.setup.name for runner in runners if not runner.setup.changes_model and runner.setup.ladder]
+    kept = [runner.setup.name for runner in runners if runner.setup.as_configured]
+    on_ladder = [runner.setup.name for runner in runners if runner.setup.as_configured and runner.setup.ladder]
     headline = max(on_ladder, key=lambda name: statistics.median(rate[name]))
     lines.append(f"\nheadline, the model as configured at the reference's batch and width: {headline}, "
                  f"{statistics.median(a / b for a, b in zip(rate[headline], rate[names[0]])):.2f}x the reference, MFU "
@@ -392,14 +402,14 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
 
     text = "\n".join(lines) + "\n"
     print(text)
-    RECORD.mkdir(exist_ok=True)
-    stem = RECORD / f"{args.device}-{args.model}"
+    args.record.mkdir(parents=True, exist_ok=True)
+    stem = args.record / f"{args.device}-{args.model}"
     write_text_atomic(stem.with_suffix(".json"), json.dumps({
         "args": vars(args), "device": device, "native_bf16": bf16, "started": started, "rounds": rounds,
         "compile_seconds": compile_seconds, "profile": profiled,
         "setups": {r.setup.name: r.setup.overrides for r in runners}}, indent=1, default=str))
     write_text_atomic(stem.with_suffix(".md"), text)
-    print(f"raw numbers and this table: {stem.relative_to(ROOT)}.json, .md")
+    print(f"raw numbers and this table: {stem}.json, .md")
 
 
 if __name__ == "__main__":
