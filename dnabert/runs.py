@@ -102,9 +102,11 @@ def direction(runs: list[Run], metric: str) -> str:
 
 
 def differing(runs: list[Run]) -> list[str]:
-    """Config keys whose values differ between runs, without those that only hold each run's own paths."""
+    """Config keys whose values differ between runs, without those that only hold each run's own paths or the
+    tracking id derived from them (`logger.wandb.id`)."""
     keys = sorted({key for run in runs for key in run.config})
-    own_paths = {key for run in runs for key in keys if str(run.directory.resolve()) in str(run.config.get(key))}
+    own_paths = {key for run in runs for key in keys if str(run.directory.resolve()) in str(run.config.get(key))
+                 or key.endswith(".id")}
     return [key for key in keys if key not in own_paths and len({repr(run.config.get(key)) for run in runs}) > 1]
 
 
