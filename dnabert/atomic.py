@@ -74,6 +74,22 @@ def open_atomic(path: Path, mode: str = "w") -> Iterator[IO]:
 
 
 @contextmanager
+def written_atomic(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` for a library that writes the file itself (pyBigWig, numpy's savez), flushed
+    and renamed into place when the block succeeds."""
+    path = Path(path)
+    temporary = _temporary_name(path)
+    try:
+        with _reported_as(path, temporary):
+            yield temporary
+        with _reported_as(path, temporary):
+            _fsync(temporary)
+            _replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextmanager
 def open_npy_atomic(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Iterator[np.ndarray]:
     """A memory-mapped .npy to fill row by row (flat memory) under a temporary name, renamed into place on success."""
     path = Path(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from peft import PeftModel
@@ -19,6 +19,7 @@ from peft import PeftModel
 from dnabert.data.finetuning import LabelledDataModule
 from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import hf_directory_of, in_encoder, model_weights, save_hf_directory
+from dnabert.provenance import run_provenance
 from dnabert.models.linear_probe import check_layers, probe_scores
 from dnabert.models.parameter_efficient import save_lora_directory
 
@@ -93,12 +94,37 @@ class HFModelCheckpoint(ModelCheckpoint):
             if isinstance(model, PeftModel):  # finetune=lora: the merged model, and the adapter in adapter/
                 save_lora_directory(model, directory)
             else:
-                save_hf_directory(model, directory, model_weights(weights))
+                validation = {name: float(value) for name, value in trainer.callback_metrics.items()
+                              if name.startswith("val/")}
+                save_hf_directory(model, directory, model_weights(weights), run_provenance(Path(filepath).parents[1]),
+                                  validation)
 
     def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._remove_checkpoint(trainer, filepath)
         if trainer.is_global_zero:
             shutil.rmtree(hf_directory_of(filepath), ignore_errors=True)
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, reading `Step 120/400` on runs that end at `trainer.max_steps` (where the epoch
+    count is open: `Epoch 0/-2`), and without the `v_num` column."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        trainer = self.trainer
+        if trainer.max_epochs not in (None, -1) or trainer.max_steps in (None, -1):
+            return super()._get_train_description(current_epoch)
+        return f"Step {trainer.global_step}/{trainer.max_steps}"
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args, **kwargs) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            self.progress.update(self.train_progress_bar_id,
+                                 description=self._get_train_description(trainer.current_epoch))
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
 
 
 class FiniteLoss(Callback):

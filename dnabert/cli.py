@@ -5,14 +5,56 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 from transformers.utils.logging import disable_progress_bar
 
-from dnabert.config import BENCHMARK_SUITES
+from dnabert.config import BENCHMARK_SUITES, cache_root
 from dnabert.errors import DnabertError, report_errors
+
+
+EXAMPLES = {
+    "prepare-genome": ["dnabert prepare-genome hg38.fa.gz --out shards/hg38"],
+    "build-dataset": ["dnabert build-dataset tfbs --genome hg38.fa.gz --peaks ENCFF123.narrowPeak.gz --out tfbs/ "
+                      "--val-chroms chr8 --test-chroms chr9",
+                      "dnabert build-dataset promoter --genome hg38.fa.gz --annotation gencode.v44.gtf.gz --out prom/ "
+                      "--test-chroms chr1"],
+    "predict": ["dnabert predict run/checkpoints/best.hf --input sequences.tsv --out predictions.tsv",
+                "dnabert predict seed1/best.hf seed2/best.hf --input seqs.fa --out - --precision bf16 | head"],
+    "evaluate": ["dnabert evaluate run/checkpoints/best.hf --input test.tsv --out test_metrics.json"],
+    "embed": ["dnabert embed pretrain/checkpoints/last.hf --input sequences.tsv --out embeddings.npz --pooling mean"],
+    "scan": ["dnabert scan best.hf --genome hg38.fa.gz --out promoters.bw   # every contig, bigWig + bedGraph",
+             "dnabert scan best.hf --genome hg38.fa.gz --regions peaks.bed.gz --reverse-complement --out peaks.bw",
+             "dnabert scan best.hf --genome ecoli.fa --region NC_000913.3:1-50,000 --out - > track.bedGraph"],
+    "attention": ["dnabert attention best.hf --input positives.tsv --out attention/ --tracks 0,1,2"],
+    "attribute": ["dnabert attribute best.hf --input positives.tsv --out attributions/ --target 1"],
+    "motifs": ["dnabert motifs best.hf --input dev.tsv --out motifs/"],
+    "variants": ["dnabert variants best.hf --vcf calls.vcf.gz --genome hg38.fa.gz --out effects.tsv",
+                 "dnabert variants best.hf --sequences seqs.tsv --saturation --out saturation.tsv"],
+    "benchmark": ["dnabert benchmark gue --init pretrain/checkpoints/last.hf --out gue/ model=dnabert6"],
+    "study": ["dnabert study experiments/splice_primate/study.yaml"],
+    "runs": ["dnabert runs multirun/2026-12-03/10-00-00 --metric val/mcc"],
+}
+"""Usage examples shown at the end of each command's --help."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default (where it has one) and keeps the examples' lines as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and "(default" not in text
+        return text + " (default: %(default)s)" if shown and action.option_strings else text
+
+
+def _command(commands, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows defaults and examples."""
+    examples = "\n".join(f"  {line}" for line in EXAMPLES[name])
+    return commands.add_parser(name, help=help, description=help, formatter_class=_Formatter,
+                               epilog=f"examples:\n{examples}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,9 +106,30 @@ def _predict(args: argparse.Namespace) -> None:
     _say_truncated(models, sequences, args.max_tokens, "predict")
     values = predict_ensemble(models, sequences, args.batch_size, args.max_tokens, args.reverse_complement,
                               not args.quiet)
-    lines = prediction_lines(models[0], names, values)
-    write_text_atomic(args.out, "\n".join(lines) + "\n")
-    print(f"{args.out}: {len(names)} sequences")
+    text = "\n".join(prediction_lines(models[0], names, values)) + "\n"
+    if str(args.out) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_text_atomic(args.out, text)
+    print(f"{args.out}: {len(names)} sequences", file=sys.stderr if str(args.out) == "-" else sys.stdout)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from dnabert.atomic import write_text_atomic
+    from dnabert.models.evaluation import evaluate, labelled_rows
+    from dnabert.models.inference import load_classifier
+
+    model = load_classifier(args.model, args.device)
+    rows = labelled_rows(model, args.input)
+    _say_truncated([model], rows.sequences, args.max_tokens, "evaluate")
+    scores = evaluate(model, rows, args.batch_size, args.max_tokens, args.reverse_complement, not args.quiet)
+    write_text_atomic(args.out, json.dumps(scores, indent=1) + "\n")
+    width = max(map(len, scores))
+    print("\n".join(f"{name:<{width}}  {value:.4f}" for name, value in scores.items()))
+    print(f"{args.out}: {len(scores)} metrics of {args.model} on {args.input}")
 
 
 def _embed(args: argparse.Namespace) -> None:
@@ -74,28 +137,43 @@ def _embed(args: argparse.Namespace) -> None:
     from dnabert.models.embedding import embed_to_file, load_encoder
 
     encoder = load_encoder(args.model, args.device)
-    _, sequences = read_sequences(args.input, min_length=encoder.config.k)
+    names, sequences = read_sequences(args.input, min_length=encoder.config.k)
     _say_truncated([encoder], sequences, args.max_tokens, "embed")
-    shape = embed_to_file(encoder, sequences, args.out, args.pooling, args.batch_size, args.max_tokens, not args.quiet)
+    shape = embed_to_file(encoder, names, sequences, args.out, args.pooling, args.batch_size, args.max_tokens,
+                          not args.quiet)
     print(f"{args.out}: embeddings of shape {shape}")
 
 
 def _scan(args: argparse.Namespace) -> None:
-    from dnabert.atomic import write_text_atomic
+    from dnabert.errors import warn
     from dnabert.genome.shards import open_genome
-    from dnabert.models.inference import load_classifier, scan_windows
+    from dnabert.models.inference import load_classifier
+    from dnabert.models.scan import Track, check_window, scan_regions, scan_windows
 
     model = load_classifier(args.model, args.device)
     label, column = _output_column(model, args.label, "--label")
     window = args.window or model.config.max_position_embeddings - 2 + model.config.k - 1
     stride = args.stride or max(1, window // 2)
+    check_window(model, window)
     shards = open_genome(args.genome, args.cache_dir, progress=not args.quiet)
-    lines = [f'track type=bedGraph name="dnabert {label}" description="P({label}), window {window}, stride {stride}"']
-    for contig, start, end, score in scan_windows(model, shards, args.region, window, stride, column,
-                                                  args.batch_size, not args.quiet):
-        lines.append(f"{contig}\t{start}\t{end}\t{score:.6g}")
-    write_text_atomic(args.out, "\n".join(lines) + "\n")
-    print(f"{args.out}: {len(lines) - 1} windows")
+    regions = scan_regions(shards, args.region, args.regions)
+    short = [r for r in regions if r.end - r.start < window]
+    if len(short) == len(regions):
+        raise DnabertError(f"--window {window}: longer than every region to scan (the longest has "
+                           f"{max(r.end - r.start for r in regions):,} nt); use a smaller --window")
+    if short:
+        warn(f"scan: {len(short):,} of {len(regions):,} regions (contigs) are shorter than the {window}-nt window and "
+             "are not scored")
+    strands = ", both strands averaged" if args.reverse_complement else ""
+    track = Track(args.out, shards, regions, f'track type=bedGraph name="dnabert {label}" description="P({label}), '
+                                             f'window {window}, stride {stride}{strands}"')
+    with track.writing():
+        for contig, starts, ends, scores in scan_windows(model, shards, regions, window, stride, column,
+                                                         args.batch_size, args.reverse_complement, not args.quiet):
+            track.add(contig, starts, ends, scores)
+    written = f"{args.out} and {track.bedgraph}" if track.bigwig else str(args.out)
+    print(f"{written}: {track.count:,} windows over {sum(r.end - r.start for r in regions):,} nt of "
+          f"{len({r.contig for r in regions})} contigs", file=sys.stderr if str(args.out) == "-" else sys.stdout)
 
 
 def _build_dataset(args: argparse.Namespace) -> None:
@@ -258,14 +336,14 @@ def _model_command(commands, name: str, help: str, run, model: str, out: str, se
                    ensemble: bool = False):
     """A subcommand taking a model (or, with `ensemble`, several to average), an output file, batching and
     progress options (and input sequences)."""
-    command = commands.add_parser(name, help=help)
+    command = _command(commands, name, help)
     command.add_argument("model", nargs="+" if ensemble else None,
                          help=f"{model}: HF directory or .ckpt" + "; several: their mean" * ensemble)
     if sequences:
         command.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
         command.add_argument("--max-tokens", type=_at_least(3), default=512, help="longer inputs are truncated")
     command.add_argument("--out", type=Path, required=True, help=out)
-    command.add_argument("--batch-size", type=_at_least(1), default=64)
+    command.add_argument("--batch-size", type=_at_least(1), default=64, help="sequences per forward pass")
     command.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                          help="auto: the GPU where there is one")
     command.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -275,17 +353,29 @@ def _model_command(commands, name: str, help: str, run, model: str, out: str, se
     return command
 
 
+def _version() -> str:
+    """The installed dnabert's version (a checkout never installed: unknown)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dnabert")
+    except PackageNotFoundError:
+        return "(not installed: a source checkout)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one subcommand per tool."""
     parser = _Parser(prog="dnabert", description=__doc__)
+    genome_cache = str(Path(cache_root()) / "genomes")  # the genome cache training uses too ($DNABERT_CACHE)
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    parser.add_argument("--version", action="version", version=f"dnabert {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    prepare = commands.add_parser("prepare-genome", help="turn a FASTA/FASTA.gz/2bit genome into shards")
+    prepare = _command(commands, "prepare-genome", "turn a FASTA/FASTA.gz/2bit genome into shards")
     prepare.add_argument("genome", type=Path)
     prepare.add_argument("--out", type=Path, required=True, help="shard directory to write")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(run=_prepare_genome)
-    build = commands.add_parser("build-dataset", help="labelled TSV splits from a genome and annotations")
+    build = _command(commands, "build-dataset", "labelled TSV splits from a genome and annotations")
     build.add_argument("kind", choices=["promoter", "splice", "tfbs"],
                        help="promoter: -249..+50 around TSSs; splice: donor/acceptor/none; tfbs: peak summits")
     build.add_argument("--genome", required=True, help="FASTA/FASTA.gz/2bit, or a shard directory")
@@ -297,24 +387,33 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--val-chroms", nargs="*", default=[], help="chromosomes held out for dev.tsv")
     build.add_argument("--test-chroms", nargs="*", default=[], help="chromosomes held out for test.tsv")
     build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
+    build.add_argument("--cache-dir", default=genome_cache, help="where genome shards are kept")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(run=_build_dataset)
     predict = _model_command(commands, "predict", "class probabilities of a fine-tuned model (or an ensemble)",
-                             _predict, "fine-tuned model", "TSV: name, one column per class, prediction",
+                             _predict, "fine-tuned model",
+                             "TSV: name, one column per class, prediction (- for standard output)",
                              ensemble=True)
     predict.add_argument("--reverse-complement", action="store_true", help="average with the reverse strand")
-    embed = _model_command(commands, "embed", "sequence, token or nucleotide embeddings as .npy", _embed,
-                           "pretrained or fine-tuned model", ".npy file")
+    evaluate = _model_command(commands, "evaluate", "score a fine-tuned model on a labelled file: the task's metrics",
+                              _evaluate, "fine-tuned model", "JSON file of the metrics (test/loss, test/accuracy, ...)")
+    evaluate.add_argument("--reverse-complement", action="store_true", help="average with the reverse strand")
+    embed = _model_command(commands, "embed", "sequence, token or nucleotide embeddings, with the sequences' names",
+                           _embed, "pretrained or fine-tuned model",
+                           ".npz (arrays names, embeddings) or .npy (names in <out>.names.txt beside it)")
     embed.add_argument("--pooling", default="cls", choices=["cls", "mean", "tokens", "nucleotide"])
-    scan = _model_command(commands, "scan", "slide a fine-tuned model along a genome region -> bedGraph", _scan,
-                          "fine-tuned model", "bedGraph file", sequences=False)
+    scan = _model_command(commands, "scan", "slide a fine-tuned model along a genome -> bigWig and bedGraph", _scan,
+                          "fine-tuned model", "OUT.bw (bigWig, with OUT.bedGraph beside it), OUT.bedGraph, or - "
+                          "(bedGraph on standard output)", sequences=False)
     scan.add_argument("--genome", required=True, help="FASTA/FASTA.gz/2bit, or a shard directory")
-    scan.add_argument("--region", required=True, help="CONTIG or CONTIG:START-END (1-based, inclusive)")
-    scan.add_argument("--window", type=int, help="window length in nt (default: the most the model takes)")
-    scan.add_argument("--stride", type=int, help="step between windows in nt (default: half the window)")
+    where = scan.add_mutually_exclusive_group()
+    where.add_argument("--region", help="CONTIG or CONTIG:START-END (1-based, inclusive); default: every contig")
+    where.add_argument("--regions", type=Path, help="BED file (plain or gzip) of the regions to scan")
+    scan.add_argument("--reverse-complement", action="store_true", help="average each window with its reverse strand")
+    scan.add_argument("--window", type=_at_least(1), help="window length in nt (default: the most the model takes)")
+    scan.add_argument("--stride", type=_at_least(1), help="step between windows in nt (default: half the window)")
     scan.add_argument("--label", help="class whose probability is reported (default: the last class)")
-    scan.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
+    scan.add_argument("--cache-dir", default=genome_cache, help="where genome shards are kept")
     attention = _model_command(commands, "attention", "DNABERT's attention scores per nucleotide, with plots",
                                _attention, "fine-tuned model", "output directory")
     attention.add_argument("--maps", help="0-based sequence numbers whose per-layer, per-head attention to save")
@@ -341,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     variants.add_argument("--label", help="class whose probability is compared (default: the last class)")
     variants.add_argument("--top", type=int, default=20, help="variants in the bar chart")
     variants.add_argument("--max-tokens", type=int, default=512, help="longer inputs are truncated")
-    variants.add_argument("--cache-dir", default=".cache/dnabert/genomes", help="where genome shards are kept")
-    benchmark = commands.add_parser("benchmark", help="fine-tune on every task of a suite over several seeds -> table")
+    variants.add_argument("--cache-dir", default=genome_cache, help="where genome shards are kept")
+    benchmark = _command(commands, "benchmark", "fine-tune on every task of a suite over several seeds -> table")
     benchmark.add_argument("suite", choices=BENCHMARK_SUITES)
     benchmark.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                            help="train.py overrides for every run (model=tiny trainer.max_epochs=3 ...)")
@@ -353,11 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--out", type=Path, required=True,
                            help="directory: one run per task and seed, results.tsv, results.md, results.png/.svg")
     benchmark.set_defaults(run=_benchmark)
-    study = commands.add_parser("study", help="a declared study: arms x seeds, baselines, ensembles, chosen on "
+    study = _command(commands, "study", "a declared study: arms x seeds, baselines, ensembles, chosen on "
                                               "validation -> results.json, table.md")
     study.add_argument("config", type=Path, help="study file (YAML; see dnabert/study.py and experiments/README.md)")
     study.set_defaults(run=_study)
-    runs = commands.add_parser("runs", help="compare runs offline: the config values that differ, final and best "
+    runs = _command(commands, "runs", "compare runs offline: the config values that differ, final and best "
                                             "metric, learning curves -> runs.md, runs.tsv, curves.png/.svg")
     runs.add_argument("directories", nargs="+", type=Path, metavar="DIR",
                       help="a sweep folder (multirun/<date>/<time>), or run directories")
@@ -374,7 +473,7 @@ def _run(args: argparse.Namespace) -> None:
     """Run a subcommand once its --out is known to be writable, so it cannot fail there after hours of work."""
     from dnabert.atomic import prepare_output
 
-    if getattr(args, "out", None) is not None:
+    if getattr(args, "out", None) is not None and str(args.out) != "-":
         prepare_output(args.out)
     precision = contextlib.nullcontext()
     if getattr(args, "device", None) is not None:  # the inference commands

@@ -20,6 +20,12 @@ def resource_path(name: str) -> str:
     return str(resources.files("dnabert") / "resources" / name)
 
 
+def cache_root() -> str:
+    """`${dnabert_cache:}`: where genome shards are kept, for training and every command alike: `$DNABERT_CACHE`, else
+    ~/.cache/dnabert (as `HF_HOME` defaults to ~/.cache/huggingface)."""
+    return str(Path(os.environ.get("DNABERT_CACHE") or "~/.cache/dnabert").expanduser())
+
+
 def device_count(devices: int | str | Sequence[int]) -> int:
     """Devices per node that Lightning's `trainer.devices` selects (a count, a list of ids or `"0,1"`)."""
     if isinstance(devices, str) and "," in devices:
@@ -100,7 +106,7 @@ BENCHMARK_SUITES = ("gue", "genomic_benchmarks", "nt")
 
 RESOLVERS = {"vocab_size": vocab_size, "resource": resource_path, "accumulation": accumulation, "mul": multiply,
              "add": add, "by_init": by_init, "suite_task": suite_task, "run_id": run_id, "wandb_offline": wandb_offline,
-             "run_group": run_group, "job_type": job_type}
+             "run_group": run_group, "job_type": job_type, "dnabert_cache": cache_root}
 
 
 def register_resolvers() -> None:

@@ -84,6 +84,9 @@ def report_errors(func: Callable[[], T], debug: bool = False) -> T:
     """Run `func`; on a user error print `dnabert: <message>` to stderr and exit with status 2."""
     try:
         return func()
+    except BrokenPipeError:  # `dnabert predict ... --out - | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        sys.exit(0)
     except Exception as error:
         cause, key = user_error(error)
         if cause is None:

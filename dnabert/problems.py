@@ -66,7 +66,11 @@ def output_values(logits: torch.Tensor, problem_type: str) -> torch.Tensor:
 
 def metric_inputs(task_type: str, logits: torch.Tensor) -> torch.Tensor:
     """What the metrics take: P(class 1) for binary, class probabilities, sigmoid scores, or raw values."""
-    values = PROBLEMS[task_type].outputs(logits)
+    return metric_values(task_type, PROBLEMS[task_type].outputs(logits))
+
+
+def metric_values(task_type: str, values: torch.Tensor) -> torch.Tensor:
+    """`metric_inputs` from what predictions report (probabilities or values) rather than logits."""
     if values.shape[-1] == 1 and task_type == "regression":
         return values.squeeze(-1)
     return values[:, 1] if task_type == "classification" and values.shape[-1] == 2 else values

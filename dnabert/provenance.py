@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from dnabert.atomic import write_json_atomic, write_text_atomic
-from dnabert.errors import DnabertError
+from dnabert.errors import DnabertError, read_json
 from dnabert.genome.shards import GenomeShards, file_sha256
 
 DATA_FILES = ("genome", "train", "val", "test", "labels")
@@ -56,6 +56,12 @@ def data_checksums(data: dict) -> dict[str, str]:
     """`path_checksum` of every data file the run names."""
     checksums = {key: path_checksum(Path(data[key])) for key in DATA_FILES if data.get(key)}
     return {key: value for key, value in checksums.items() if value is not None}
+
+
+def run_provenance(output_dir: Path) -> dict | None:
+    """The provenance a run recorded in its directory (None where there is none: an export outside train.py)."""
+    path = Path(output_dir) / "provenance.json"
+    return read_json(path, "a run directory written by train.py") if path.is_file() else None
 
 
 @rank_zero_only

@@ -3,12 +3,15 @@ points."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,9 +91,41 @@ def train(overrides: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProc
     return run(args, cwd, **kwargs)
 
 
+def in_process(entry: Callable[[], None], cwd: Path, args: list[str]) -> subprocess.CompletedProcess:
+    """Run an entry point in this process from `cwd` (no interpreter start: seconds per call), its exit status,
+    standard output and error captured as a subprocess's would be."""
+    out, err, code, previous = io.StringIO(), io.StringIO(), 0, os.getcwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                entry()
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+            except Exception:  # an uncaught error: a traceback and status 1, as the interpreter gives
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 def dnabert_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """`dnabert <args>` through the console-script module."""
-    return run([sys.executable, "-m", "dnabert.cli", *args], cwd)
+    """`dnabert <args>`: the console script's `main`, run in this process."""
+    from dnabert.cli import main
+
+    return in_process(lambda: main(args), cwd, ["dnabert", *args])
+
+
+def train_in_process(overrides: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """What `python train.py <overrides>` does with the package's configs, run in this process (for runs that stop at
+    their input; Hydra's own machinery, run directories and sweeps need `train`); `paths.output_dir` must be given."""
+    from dnabert.config import composed
+    from dnabert.errors import report_errors
+    from dnabert.training import train as run_training
+
+    overrides = ["callbacks.progress_bar=null", f"paths.cache_dir={cwd / 'cache'}", *overrides]
+    return in_process(lambda: report_errors(lambda: run_training(composed(overrides))), cwd, ["train.py", *overrides])
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:

@@ -9,6 +9,7 @@ import gzip
 import numpy as np
 import pytest
 
+from dnabert.cli import main
 from dnabert.data.build import dinucleotide_shuffle
 from tests.conftest import ROOT, assert_user_error, data_file, dnabert_cli, genome_text
 
@@ -173,7 +174,7 @@ def test_splice_windows_are_centred_on_boundaries_on_the_transcript_strand(ecoli
 
 
 @pytest.mark.parametrize("gtf,fragments", [
-    ('chr1\tx\tgene\t1\t100\t.\t+\t.\tgene_id "g";\n', ["no exon lines with transcript_id"]),
+    ('chr1\tx\tgene\t1\t100\t.\t+\t.\tgene_id "g";\n', ["no exon lines with a transcript"]),
     ('chrQ\tx\texon\t1\t100\t.\t+\t.\ttranscript_id "t";\n', ["line 1", "chromosome 'chrQ' is not in the genome"]),
     ('K-12-MG1655\tx\texon\t100\t1\t.\t+\t.\ttranscript_id "t";\n', ["line 1", "empty, reversed or negative"]),
 ])
@@ -185,6 +186,45 @@ def test_bad_annotation_is_one_clear_line(ecoli_annotated, tmp_path, gtf, fragme
                           str(tmp_path / "cache"), "--quiet"], ROOT)
     assert_user_error(result, "bad.gtf", *fragments)
     assert not (tmp_path / "out").exists()
+
+
+def gff3_of(gtf: str) -> str:
+    """The GFF3 Ensembl would ship for the same genes: ID/Parent attributes, `transcript:` prefixes, mRNA lines."""
+    lines, transcripts = ["##gff-version 3"], set()
+    for number, line in enumerate(gtf.splitlines()):
+        fields = line.split("\t")
+        transcript = fields[8].split('transcript_id "')[-1].rstrip('";') if "transcript_id" in fields[8] else None
+        if fields[2] == "exon" and transcript not in transcripts:
+            transcripts.add(transcript)
+            lines.append("\t".join([*fields[:2], "mRNA", *fields[3:8], f"ID=transcript:{transcript};Parent=gene:g"]))
+        kind = f"ID=exon{number};Parent=transcript:{transcript}" if fields[2] == "exon" else "ID=gene:g1"
+        lines.append("\t".join([*fields[:8], kind]))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("kind", ["promoter", "splice"])
+def test_gzip_and_gff3_annotations_build_what_plain_gtf_builds(ecoli_annotated, tmp_path, kind):
+    directory, genome, _ = ecoli_annotated
+    gtf = (directory / "genes.gtf").read_text()
+    files = {"genes.gtf": gtf.encode(), "genes.gtf.gz": gzip.compress(gtf.encode()),
+             "genes.gff3": gff3_of(gtf).encode(), "genes.gff3.gz": gzip.compress(gff3_of(gtf).encode())}
+    built = {}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        main(["build-dataset", kind, "--genome", str(genome), "--annotation", str(tmp_path / name), "--out",
+              str(tmp_path / f"{name}.out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+        built[name] = [(tmp_path / f"{name}.out" / split).read_text() for split in ("train.tsv", "dev.tsv", "test.tsv")]
+    assert len(built["genes.gtf"][0].splitlines()) > 3
+    assert all(splits == built["genes.gtf"] for splits in built.values())
+
+
+def test_gzip_peaks_build_what_plain_narrowpeak_builds(human, tmp_path):
+    directory, _ = human
+    (tmp_path / "peaks.narrowPeak.gz").write_bytes(gzip.compress((directory / "peaks.narrowPeak").read_bytes()))
+    for name, peaks in (("plain", directory / "peaks.narrowPeak"), ("gzip", tmp_path / "peaks.narrowPeak.gz")):
+        main(["build-dataset", "tfbs", "--genome", str(directory / "genome.fa"), "--peaks", str(peaks), "--out",
+              str(tmp_path / name), "--test-chroms", "chrM", "--cache-dir", str(directory / "cache"), "--quiet"])
+    assert (tmp_path / "gzip" / "train.tsv").read_text() == (tmp_path / "plain" / "train.tsv").read_text()
 
 
 def test_prediction_inputs_read_from_fasta_and_tsv(tmp_path):

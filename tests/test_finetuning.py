@@ -12,7 +12,8 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
 from dnabert.tokenization import reverse_complement_text
-from tests.conftest import LAMBDA, ROOT, assert_user_error, data_file, dnabert_cli, genome_text, original_dnabert_directory, train
+from tests.conftest import (LAMBDA, ROOT, assert_user_error, data_file, dnabert_cli, genome_text,
+                            original_dnabert_directory, train, train_in_process)
 
 TINY = ["task=classify", "model=tiny", "task.optimizer.lr=1e-3", "logger=csv"]
 
@@ -233,7 +234,7 @@ def test_bad_labelled_input_is_one_clear_line(bad_files, overrides, fragments):
     output = bad_files / "out"
     args = ["task=classify", "model=tiny", f"data.train={bad_files}/train.tsv", f"paths.output_dir={output}",
             *[o.format(d=bad_files) for o in overrides]]
-    assert_user_error(train(args, bad_files), *[f.format(d=bad_files) for f in fragments])
+    assert_user_error(train_in_process(args, bad_files), *[f.format(d=bad_files) for f in fragments])
     assert not (output / "checkpoints").exists() and not (output / "test_metrics.json").exists()
 
 
@@ -312,32 +313,47 @@ def test_nucleotide_embedding_is_the_mean_of_the_covering_kmers():
     assert result[0, :, 0].tolist() == pytest.approx([1.0, 1.5, 7 / 3, 3.0, 4.0])
 
 
-@pytest.mark.parametrize("pooling,shape", [("cls", (593, 64)), ("mean", (593, 64)), ("tokens", (593, 55, 64)),
-                                           ("nucleotide", (593, 60, 64))])
-def test_embed_writes_one_row_per_sequence(splice_run, tmp_path, pooling, shape):
-    out = tmp_path / "embeddings.npy"
-    result = dnabert_cli(["embed", str(splice_run / "checkpoints" / "best.ckpt"), "--input",
-                          str(data_file("splice_primate_test.tsv")), "--out", str(out), "--pooling", pooling,
-                          "--quiet"], ROOT)
-    assert result.returncode == 0, result.stderr
-    values = np.load(out)
+@pytest.mark.parametrize("pooling,shape,suffix", [("cls", (593, 64), ".npz"), ("mean", (593, 64), ".npy"),
+                                                  ("tokens", (593, 55, 64), ".npz"),
+                                                  ("nucleotide", (593, 60, 64), ".npy")])
+def test_embed_writes_one_row_per_sequence_with_its_name(splice_run, tmp_path, pooling, shape, suffix):
+    from dnabert.cli import main
+
+    out = tmp_path / f"embeddings{suffix}"
+    main(["embed", str(splice_run / "checkpoints" / "best.ckpt"), "--input", str(data_file("splice_primate_test.tsv")),
+          "--out", str(out), "--pooling", pooling, "--quiet"])
+    if suffix == ".npz":
+        archive = np.load(out)
+        values, names = archive["embeddings"], list(archive["names"])
+    else:
+        values, names = np.load(out), out.with_suffix(".names.txt").read_text().splitlines()
     assert values.shape == shape and np.isfinite(values).all() and values.std() > 0
+    assert names == [f"splice_primate_test.tsv:{line}" for line in range(2, 595)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({out.name, out.with_suffix(".names.txt").name}
+                                                               if suffix == ".npy" else {out.name})
 
 
-def test_scan_tiles_a_region_with_window_probabilities(splice_run, tmp_path):
-    genome = LAMBDA
-    contig = "gi|9626243|ref|NC_001416.1|"  # the lambda FASTA's record name
-    out = tmp_path / "track.bedGraph"
-    result = dnabert_cli(["scan", str(splice_run / "checkpoints" / "best.hf"), "--genome", str(genome), "--region",
-                          f"{contig}:1001-2000", "--window", "60", "--stride", "20", "--label", "ei", "--out", str(out),
-                          "--cache-dir", str(tmp_path / "cache"), "--quiet"], ROOT)
-    assert result.returncode == 0, result.stderr
-    rows = [line.split("\t") for line in out.read_text().splitlines()[1:]]
-    assert len(rows) == len(range(1000, 2000 - 60 + 1, 20))
-    starts, ends = [int(r[1]) for r in rows], [int(r[2]) for r in rows]
-    assert starts[0] == 1020 and all(e == s for e, s in zip(ends, starts[1:]))  # adjacent, non-overlapping bins
-    from dnabert.models.inference import load_classifier, predict
+def test_evaluate_scores_the_run_s_test_file_as_the_run_did(splice_run, tmp_path, capsys):
+    from dnabert.cli import main
 
-    sequence = genome_text(genome)[1000:1060]
-    expected = predict(load_classifier(splice_run / "checkpoints" / "best.hf"), [sequence], progress=False)[0, 0]
-    assert float(rows[0][3]) == pytest.approx(expected, abs=1e-5)
+    main(["evaluate", str(splice_run / "checkpoints" / "best.hf"), "--input", str(data_file("splice_primate_test.tsv")),
+          "--out", str(tmp_path / "metrics.json"), "--quiet"])
+    expected = json.loads((splice_run / "test_metrics.json").read_text())
+    scores = json.loads((tmp_path / "metrics.json").read_text())
+    assert scores.keys() == expected.keys() and scores == pytest.approx(expected, abs=1e-5)
+    assert f"test/accuracy  {expected['test/accuracy']:.4f}" in capsys.readouterr().out.replace("   ", "  ")
+
+
+def test_the_model_card_says_what_the_model_is_and_how_it_scored(splice_run):
+    card = (splice_run / "checkpoints" / "best.hf" / "README.md").read_text()
+    metadata = card.split("---\n")[1]
+    assert "library_name: transformers\npipeline_tag: text-classification\n" in metadata
+    assert all(f"- {tag}\n" in metadata for tag in ("dna", "genomics", "dnabert", "6-mer"))
+    assert "- k = 6" in card and "- task: classification; outputs: ei, ie, n" in card
+    provenance = json.loads((splice_run / "provenance.json").read_text())
+    assert f"`splice_primate_train.tsv` (SHA-256 `{provenance['data_sha256']['train'][:16]}" in card
+    for name, value in json.loads((splice_run / "test_metrics.json").read_text()).items():
+        assert f"| {name} | {value:.4f} |" in card
+    assert 'AutoTokenizer.from_pretrained("MODEL_DIR")' in card
+    last = (splice_run / "checkpoints" / "last.hf" / "README.md").read_text()
+    assert "| val/auroc |" in last and "| test/" not in last

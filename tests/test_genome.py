@@ -89,6 +89,7 @@ def test_real_genome_round_trip_and_idempotent_rerun(tmp_path):
     assert "300,000 nt" in result.stdout
     genome = genome_text(source)
     assert contents(tmp_path / "ecoli") == {"K-12-MG1655": genome.upper()}
+    assert (tmp_path / "ecoli" / "chrom.sizes").read_text() == f"K-12-MG1655\t{len(genome)}\n"
     stamp = (tmp_path / "ecoli" / "metadata.json").stat().st_mtime_ns
     assert dnabert_cli(["prepare-genome", str(source), "--out", str(tmp_path / "ecoli")], ROOT).returncode == 0
     assert (tmp_path / "ecoli" / "metadata.json").stat().st_mtime_ns == stamp

@@ -1,4 +1,5 @@
-"""Length grouping: a micro-batch's windows share one k-mer count, padding vanishes, the length mix stays DNABERT's."""
+"""Length grouping: a micro-batch's windows share one k-mer count, padding vanishes, the length mix stays DNABERT's;
+`predict` batches sequences by length and answers in input order."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from dnabert.data.pretraining import GenomeDataModule
 from dnabert.data.windows import WindowSampler, holdout_regions
 from dnabert.genome.shards import GenomeShards, prepare_genome
-from tests.conftest import data_file
+from tests.conftest import data_file, genome_text
 
 BATCH = 8
 
@@ -60,3 +61,24 @@ def test_grouped_windows_are_deterministic(chr22):
     assert all(torch.equal(a[key], b[key]) for a, b in zip(first, again) for key in a)
     other_seed = batches(chr22, True, 6, seed=1)
     assert not all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(first, other_seed))
+
+
+def test_predict_sorts_by_length_and_answers_in_input_order():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from dnabert.models.inference import predict
+    from dnabert.tokenization import kmer_vocab
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(kmer_vocab(6)), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, num_labels=3, problem_type="single_label_classification",
+                        initializer_range=0.5)
+    config.k = 6
+    model = BertForSequenceClassification(config).eval()
+    genome = genome_text(data_file("ecoli_k12_300kb.fa.gz"))
+    lengths = np.random.default_rng(0).integers(6, 300, size=23)
+    sequences = [genome[1000 * i : 1000 * i + n] for i, n in enumerate(lengths)]
+    alone = np.concatenate([predict(model, [sequence], progress=False) for sequence in sequences])
+    together = predict(model, sequences, batch_size=4, progress=False)
+    assert alone.std(0).max() > 0.1  # the sequences get different answers, so a reordering would show
+    np.testing.assert_allclose(together, alone, atol=1e-5)

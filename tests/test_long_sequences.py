@@ -12,7 +12,7 @@ import torch
 
 from dnabert.models.long_sequence import AGGREGATIONS, BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.tokenization import batch_kmer_ids
-from tests.conftest import ROOT, assert_user_error, data_file, dnabert_cli, genome_text, train
+from tests.conftest import ROOT, assert_user_error, data_file, dnabert_cli, genome_text, train, train_in_process
 
 
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
@@ -74,6 +74,6 @@ def test_five_kb_classification_end_to_end(five_kb_sets, tmp_path):
 
 
 def test_split_without_aggregation_is_a_clear_error(five_kb_sets, tmp_path):
-    result = train(["task=classify", "model=tiny", "data.overflow=split", f"data.train={five_kb_sets}/train.tsv",
-                    f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
+    result = train_in_process(["task=classify", "model=tiny", "data.overflow=split",
+                               f"data.train={five_kb_sets}/train.tsv", f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
     assert_user_error(result, "data.overflow=split", "task.chunk_aggregation")

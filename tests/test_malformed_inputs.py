@@ -103,13 +103,13 @@ def checkpoint_bytes(payload) -> bytes:
     return buffer.getvalue()
 
 
-def truncated_gzip() -> bytes:
-    data = gzip.compress(b">a\n" + (CHR1 * 40).encode() + b"\n")
+def truncated_gzip(text: str = f">a\n{CHR1 * 40}\n") -> bytes:
+    data = gzip.compress(text.encode())
     return data[: len(data) // 2]
 
 
-def corrupt_gzip() -> bytes:
-    data = bytearray(gzip.compress(b">a\n" + (CHR1 * 40).encode() + b"\n"))
+def corrupt_gzip(text: str = f">a\n{CHR1 * 40}\n") -> bytes:
+    data = bytearray(gzip.compress(text.encode()))
     data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
     return bytes(data)
 
@@ -139,6 +139,8 @@ PREPARE = ["prepare-genome", "{t}/g.fa", "--out", "{t}/out", "--quiet"]
 PREDICT = ["predict", "{m}/model.hf", "--input", "{t}/in.tsv", "--out", "{t}/out", "--quiet"]
 EMBED = ["embed", "{m}/model.ckpt", "--input", "{t}/in.tsv", "--out", "{t}/out", "--quiet"]
 SCAN = ["scan", "{m}/model.hf", "--genome", "{m}/shards", "--out", "{t}/out", "--quiet", "--region"]
+SCAN_BED = ["scan", "{m}/model.hf", "--genome", "{m}/shards", "--out", "{t}/out.bw", "--quiet", "--regions",
+            "{t}/regions.bed"]
 TFBS = ["build-dataset", "tfbs", "--genome", "{m}/shards", "--peaks", "{t}/peaks.narrowPeak", "--out", "{t}/out",
         "--quiet"]
 PROMOTER = ["build-dataset", "promoter", "--genome", "{m}/shards", "--annotation", "{t}/genes.gtf", "--out",
@@ -175,8 +177,8 @@ CASES: dict[str, Case] = {
                                         ["in.tsv line 3", "4 nt is shorter than k=6"]),
     "sequence_not_dna": Case("cli", {"in.tsv": "sequence\nACGTACGTAC\nACGTXACGTA\n"}, EMBED,
                              ["in.tsv line 3", "'X' is not a nucleotide"]),
-    "tsv_gzip_compressed": Case("cli", {"in.tsv": gzip.compress(TINY_TSV.encode())}, PREDICT,
-                                ["in.tsv", "gzip-compressed", "gunzip"]),
+    "tsv_gzip_corrupt": Case("cli", {"in.tsv": corrupt_gzip(TRAIN_TSV * 40)}, PREDICT,
+                             ["in.tsv line ", "gzip stream is corrupt or truncated"]),
     "tsv_binary_garbage": Case("cli", {"in.tsv": bytes(range(256)) * 4}, EMBED, ["in.tsv line 1", "binary"]),
     "tsv_utf16": Case("cli", {"in.tsv": TINY_TSV.encode("utf-16")}, PREDICT, ["in.tsv", "UTF-16", "UTF-8"]),
     "tsv_empty_sequence": Case("cli", {"in.tsv": "name\tsequence\na\tACGTACGTAC\nb\t \n"}, PREDICT,
@@ -215,6 +217,17 @@ CASES: dict[str, Case] = {
     "scan_unknown_contig": Case("cli", {}, [*SCAN, "chrZ:1-100"], ["shards", "no contig named 'chrZ'", "chr1"]),
     "scan_region_past_end": Case("cli", {}, [*SCAN, "chr2:1-5000"], ["chr2:1-5000", "only 2,000 nt"]),
     "scan_region_malformed": Case("cli", {}, [*SCAN, "chr1:10-x"], ["chr1:10-x", "CONTIG:START-END"]),
+    "scan_stride_zero": Case("cli", {}, [*SCAN, "chr1", "--window", "40", "--stride", "0"],
+                             ["argument --stride: 0 is below 1"]),
+    "scan_bed_unknown_contig": Case("cli", {"regions.bed": "chr1\t0\t100\nchrZ\t0\t100\n"}, SCAN_BED,
+                                    ["regions.bed line 2", "contig 'chrZ' is not in the genome"]),
+    "scan_bed_past_contig_end": Case("cli", {"regions.bed": "chr2\t0\t5000\n"}, SCAN_BED,
+                                     ["regions.bed line 1", "end 5,000 is past the end of 'chr2' (2,000 nt)"]),
+    "scan_bed_gzip_corrupt": Case("cli", {"regions.bed": corrupt_gzip("".join(f"chr1\t{i}\t{i + 90}\n"
+                                                                              for i in range(2000)))}, SCAN_BED,
+                                  ["regions.bed line ", "gzip stream is corrupt or truncated"]),
+    "scan_bed_no_regions": Case("cli", {"regions.bed": "# none today\ntrack name=empty\n\n"}, SCAN_BED,
+                                ["regions.bed", "no regions"]),
     # peaks and annotations: build-dataset
     "bed_negative_interval": Case("cli", {"peaks.narrowPeak": narrow_peak("chr1\t-5\t100")}, TFBS,
                                   ["peaks.narrowPeak line 2", "negative"]),
@@ -229,9 +242,15 @@ CASES: dict[str, Case] = {
     "narrowpeak_summit_outside": Case("cli", {"peaks.narrowPeak": narrow_peak("chr1\t100\t300\tp\t0\t.\t1\t1\t1\t900")},
                                       TFBS, ["peaks.narrowPeak line 2", "summit offset 900"]),
     "gtf_without_transcripts": Case("cli", {"genes.gtf": 'chr1\tt\tgene\t1001\t1200\t.\t+\t.\tgene_id "g";\n'},
-                                    PROMOTER, ["genes.gtf", "no exon lines with transcript_id"]),
+                                    PROMOTER, ["genes.gtf", "no exon lines with a transcript"]),
+    "gtf_gzip_truncated": Case("cli", {"genes.gtf": truncated_gzip(gtf(*[
+        f'chr1\tt\texon\t{i}\t{i + 9}\t.\t+\t.\ttranscript_id "t{i}";' for i in range(1, 2000)]))}, PROMOTER,
+        ["genes.gtf line ", "gzip stream is corrupt or truncated"]),
+    "narrowpeak_gzip_truncated": Case("cli", {"peaks.narrowPeak": truncated_gzip(narrow_peak(
+        *[f"chr1\t{i}\t{i + 200}\tp{i}\t0\t.\t1\t1\t1\t100" for i in range(1, 2000)]))}, TFBS,
+        ["peaks.narrowPeak line ", "gzip stream is corrupt or truncated"]),
     "gtf_eight_columns": Case("cli", {"genes.gtf": gtf("chr1\tt\texon\t1\t100\t.\t+\t.")}, PROMOTER,
-                              ["genes.gtf line 2", "8 columns"]),
+                              ["genes.gtf line 2", "8 tab-separated columns"]),
     "gtf_unknown_chromosome": Case("cli", {"genes.gtf": gtf('chrUn\tt\texon\t1\t90\t.\t-\t.\ttranscript_id "t2";')},
                                    PROMOTER, ["genes.gtf line 2", "chromosome 'chrUn' is not in the genome"]),
     "gtf_bad_strand": Case("cli", {"genes.gtf": gtf('chr1\tt\texon\t1\t90\t.\t.\t.\ttranscript_id "t2";')},
@@ -374,7 +393,7 @@ def test_malformed_input_is_one_clear_line(name, material, tmp_path, monkeypatch
         for fragment in fragments:
             assert fragment in lines[0], lines[0]
     if case.entry == "cli":
-        assert not (tmp_path / "out").exists()
+        assert not list(tmp_path.glob("out*"))  # out, out.bw, out.bedGraph
     else:
         assert not any((tmp_path / "out" / produced).exists() for produced in ("checkpoints", "metrics.json",
                                                                               "test_metrics.json"))

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from transformers import BertConfig, BertForMaskedLM
 
 from dnabert.tokenization import DNAKmerTokenizer
-from tests.conftest import LAMBDA, assert_user_error, data_file, train
+from tests.conftest import LAMBDA, assert_user_error, data_file, train, train_in_process
 
 FAST = ["model=tiny", "data.max_tokens=128", "data.batch_size=32", "task.optimizer.lr=2e-3",
         "task.scheduler.warmup=30"]
@@ -91,6 +91,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
 def test_bad_configuration_is_one_clear_line(tmp_path, override, fragments):
     (tmp_path / "bad.fa").write_text(">x\nACGT!ACGT\n")
     output = tmp_path / "out"
-    result = train([override.format(tmp=tmp_path), "trainer.max_steps=2", f"paths.output_dir={output}"], tmp_path)
+    result = train_in_process([override.format(tmp=tmp_path), "trainer.max_steps=2", f"paths.output_dir={output}"],
+                              tmp_path)
     assert_user_error(result, *fragments)
     assert not (output / "checkpoints").exists() and not (output / "metrics.json").exists()

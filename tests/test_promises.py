@@ -31,14 +31,24 @@ PRETRAIN = ["model=tiny", f"data.genome={LAMBDA}", "data.max_tokens=64", "data.v
 
 
 def test_readme_command_1_trains_and_writes_what_the_readme_lists(tmp_path):
-    """`python train.py` on the embedded lambda genome (here 20 steps, not the preset's), from another directory."""
-    result = run([sys.executable, str(ROOT / "train.py"), "trainer.max_steps=20", "trainer.val_check_interval=10",
-                  "callbacks.progress_bar=null"], tmp_path)
+    """`python train.py` on the embedded lambda genome (here 20 steps, not the preset's), from another directory, with
+    every warning shown: nothing a user cannot act on, a step counter, and a closing summary."""
+    result = run([sys.executable, str(ROOT / "train.py"), "trainer.max_steps=20", "trainer.val_check_interval=10"],
+                 tmp_path, env={"PYTHONWARNINGS": "default"})
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs").glob("*/*")
     for name in ("best.ckpt", "last.ckpt", "best.hf/config.json", "best.hf/model.safetensors", "best.hf/vocab.txt",
-                 "best.hf/tokenizer.json", "last.hf/model.safetensors"):
+                 "best.hf/tokenizer.json", "best.hf/README.md", "last.hf/model.safetensors"):
         assert (run_dir / "checkpoints" / name).is_file(), name
+    console = result.stdout + result.stderr
+    for noise in ("💡 Tip", "srun", "deprecated", "ckpt_path", "v_num", "Epoch 0/-2", "Warning"):
+        assert noise not in console, noise
+    assert "Step 20/20" in console
+    summary = result.stdout[result.stdout.index("dnabert: 20 steps in "):]
+    for part in ("final validation: val/loss ", "val/accuracy ", "(most frequent k-mer: ", "(local k-mer statistics",
+                 f"best model (val/loss ", str(run_dir / "checkpoints" / "best.hf"), f"run directory: {run_dir}"):
+        assert part in summary, part
+    assert "pipeline_tag: fill-mask" in (run_dir / "checkpoints" / "best.hf" / "README.md").read_text()
     assert (run_dir / "csv").is_dir() and (run_dir / "config.yaml").is_file()
     assert np.isfinite(json.loads((run_dir / "metrics.json").read_text())["val/loss"])
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 20
@@ -137,8 +147,9 @@ def test_vcf_contigs_match_with_or_without_chr(planted_model, tmp_path, genome_n
     assert "1 variants, 1 scored" in result.stdout
 
 
-def test_dnabert_cache_holds_the_genome_shards_of_a_training_run(tmp_path):
-    """With DNABERT_CACHE set (and no paths.cache_dir), a FASTA genome is prepared there, not under the run's cwd."""
+def test_dnabert_cache_holds_the_genome_shards_of_training_and_of_the_commands(tmp_path):
+    """With DNABERT_CACHE set (and no paths.cache_dir or --cache-dir), a FASTA genome is prepared there, not under the
+    run's cwd, and `dnabert build-dataset` reuses the shards training prepared."""
     genome = tmp_path / "lambda.fa.gz"
     shutil.copy(LAMBDA, genome)
     cache, cwd = tmp_path / "cache_home", tmp_path / "run_cwd"
@@ -151,6 +162,16 @@ def test_dnabert_cache_holds_the_genome_shards_of_a_training_run(tmp_path):
     (shards,) = cache.glob("genomes/lambda.fa.gz-*")
     assert (shards / "metadata.json").is_file() and not (tmp_path / "run_cwd" / ".cache").exists()
     assert json.loads((tmp_path / "run" / "provenance.json").read_text())["config"]["paths"]["cache_dir"] == str(cache)
+    built = (shards / "metadata.json").stat().st_mtime_ns
+    (tmp_path / "peaks.bed").write_text("".join(f"gi|9626243|ref|NC_001416.1|\t{start}\t{start + 200}\n"
+                                                 for start in range(1000, 40000, 2000)))
+    result = run([sys.executable, "-m", "dnabert.cli", "build-dataset", "tfbs", "--genome", str(genome), "--peaks",
+                  str(tmp_path / "peaks.bed"), "--out", str(tmp_path / "tfbs"), "--quiet"], cwd,
+                 env={"DNABERT_CACHE": str(cache)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "tfbs" / "train.tsv").is_file() and [shards] == list(cache.glob("genomes/[!.]*"))
+    assert (shards / "metadata.json").stat().st_mtime_ns == built  # reused, not prepared again
+    assert not (cwd / ".cache").exists()
 
 
 def test_provenance_records_the_commit_and_whether_the_tree_was_dirty(tmp_path):

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from transformers.models.bert.modeling_bert import BertLayer
 
 from dnabert.config import composed as compose_config, register_resolvers
-from tests.conftest import LAMBDA, ROOT, assert_user_error, data_file, run, train
+from tests.conftest import LAMBDA, ROOT, assert_user_error, data_file, run, train, train_in_process
 
 register_resolvers()
 
@@ -42,8 +42,8 @@ def test_precision_presets(choice, precision):
 
 def test_a_global_batch_that_does_not_divide_is_refused_in_one_line(tmp_path):
     output = tmp_path / "run"  # data.batch_size 16 x 2 devices = 32 does not divide 100
-    result = train(["trainer=ddp", "trainer.accelerator=cpu", "global_batch_size=100",
-                    f"paths.output_dir={output}"], tmp_path)
+    result = train_in_process(["trainer=ddp", "trainer.accelerator=cpu", "global_batch_size=100",
+                               f"paths.output_dir={output}"], tmp_path)
     assert_user_error(result, "global_batch_size=100", "16 x 2 devices x 1 nodes = 32")
     assert not output.exists()
 

@@ -19,7 +19,7 @@ from dnabert.data.finetuning import LabelledDataModule
 from dnabert.models.checkpoints import save_hf_directory
 from dnabert.models.inference import load_classifier, predict
 from dnabert.models.linear_probe import BertForProbeClassification
-from tests.conftest import ROOT, assert_user_error, train
+from tests.conftest import ROOT, assert_user_error, train, train_in_process
 from tests.test_peft import composed
 
 DATA = ROOT / "tests" / "data"
@@ -169,7 +169,8 @@ GENOME = f"data.genome={HUMAN}"
      "callbacks.linear_probe.train=absent.tsv: file not found"),
 ])
 def test_bad_transfer_settings_are_one_line_and_write_nothing(tmp_path, overrides, fragment):
-    result = train(["model=tiny", "trainer.max_steps=2", *overrides, f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
+    result = train_in_process(["model=tiny", "trainer.max_steps=2", *overrides,
+                               f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
     assert_user_error(result, fragment)
     assert result.returncode == 2 and not (tmp_path / "run").exists()
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from dnabert.errors import DnabertError
-from dnabert.genome.readers import GZIP_MAGIC, Contig, genome_format, read_genome
+from dnabert.textfiles import open_text, text_head
+from dnabert.genome.readers import Contig, genome_format, read_genome
 from dnabert.tokenization import codes_to_text, nucleotide_codes
 
 
@@ -80,11 +81,8 @@ def fasta_records(path: Path) -> list[tuple[Contig, str]]:
 
 
 def check_text_file(path: Path) -> None:
-    """Refuse a table that is not plain text (gzip, UTF-16, binary), saying what to do."""
-    with open(path, "rb") as handle:
-        head = handle.read(1 << 16)
-    if head.startswith(GZIP_MAGIC):
-        raise DnabertError(f"{path}: gzip-compressed; decompress it first (gunzip {path})")
+    """Refuse a table that is not text (plain or gzip): UTF-16, binary, saying what to do."""
+    head = text_head(path)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DnabertError(f"{path}: UTF-16 text (Excel's 'Unicode text'); save it as UTF-8 tab-separated text")
     if b"\0" in head:
@@ -114,8 +112,8 @@ def read_table(
     nucleotides; `check_sequences=False` reads the column as plain text (a label table's names).
     """
     check_text_file(path)
-    delimiter = "," if path.suffix.lower() == ".csv" else "\t"
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+    delimiter = "," if Path(path.name.removesuffix(".gz")).suffix.lower() == ".csv" else "\t"
+    with open_text(path, "input file", newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
         if not header:

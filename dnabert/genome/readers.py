@@ -18,10 +18,10 @@ from typing import BinaryIO
 import numpy as np
 
 from dnabert.errors import DnabertError
+from dnabert.textfiles import GZIP_MAGIC
 from dnabert.tokenization import CODE_TABLE, INVALID
 
 BLOCK_BYTES = 1 << 23
-GZIP_MAGIC = b"\x1f\x8b"
 TWOBIT_MAGIC = 0x1A412743
 TWOBIT_TO_CODE = np.array([1, 2, 0, 3], dtype=np.uint8)
 """2bit packs T, C, A, G as 0..3; our codes are A, T, C, G = 0..3."""

@@ -4,6 +4,7 @@ Layout of a shard directory::
 
     metadata.json      format, source checksum, contig lengths (written last: its presence means complete)
     index.json         contigs in file order: name, length, array file, runs of N/IUPAC codes
+    chrom.sizes        contig names and lengths, tab-separated (UCSC's format: bedGraphToBigWig, IGV, bedtools)
     contigs/000000.bin nucleotide codes (A,T,C,G = 0..3, ambiguous = 4), one byte per base
 
 A directory is built under a temporary name and renamed into place, so an interrupted run never leaves
@@ -23,7 +24,7 @@ import numpy as np
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from dnabert.atomic import build_directory, write_json_atomic
+from dnabert.atomic import build_directory, write_json_atomic, write_text_atomic
 from dnabert.errors import DnabertError, read_json
 from dnabert.genome.readers import Contig, read_genome
 from dnabert.tokenization import AMBIGUOUS
@@ -115,6 +116,7 @@ def _write_shards(source: Path, work: Path, checksum: str, progress: bool) -> No
         finish()
     lengths = {c["name"]: c["length"] for c in contigs}
     write_json_atomic(work / "index.json", {"contigs": contigs})
+    write_text_atomic(work / "chrom.sizes", "".join(f"{name}\t{length}\n" for name, length in lengths.items()))
     write_json_atomic(work / "metadata.json", {
         "format": FORMAT,
         "version": VERSION,

@@ -3,27 +3,13 @@ and a note saying why (never an exception)."""
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Iterator
 from pathlib import Path
 
 from dnabert.errors import DnabertError
+from dnabert.textfiles import text_lines
 from dnabert.genome.shards import GenomeShards
 from dnabert.interpret.variants import SCORED, Variant, edited
 from dnabert.tokenization import codes_to_text
-
-
-def vcf_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) of a plain or gzip-compressed VCF."""
-    if not path.is_file():
-        raise DnabertError(f"{path}: VCF file not found")
-    with open(path, "rb") as handle:
-        compressed = handle.read(2) == b"\x1f\x8b"
-    try:
-        with (gzip.open(path, "rt") if compressed else open(path, encoding="utf-8", errors="replace")) as handle:
-            yield from enumerate((line.rstrip("\r\n") for line in handle), start=1)
-    except (OSError, EOFError):
-        raise DnabertError(f"{path}: the gzip stream is corrupt or truncated") from None
 
 
 def allele_problem(allele: str) -> tuple[str, str] | None:
@@ -55,7 +41,7 @@ def read_vcf(path: str | Path, shards: GenomeShards, window: int) -> list[Varian
     REF is checked against the genome, and skipped records carry a status and note."""
     path = Path(path)
     variants = []
-    for number, line in vcf_lines(path):
+    for number, line in text_lines(path, "VCF file"):
         if not line or line.startswith("#"):
             continue
         fields = line.split("\t")

@@ -17,6 +17,7 @@ from transformers import AutoConfig, BertConfig, PreTrainedModel
 
 from dnabert.atomic import build_directory
 from dnabert.errors import DnabertError, read_json
+from dnabert.models.model_card import write_model_card
 from dnabert.models import linear_probe, long_sequence  # noqa: F401  (register their models with the Auto classes)
 from dnabert.tokenization import DNAKmerTokenizer, k_from_vocab_size
 
@@ -195,13 +196,15 @@ def in_encoder(key: str) -> bool:
     return key.removeprefix("bert.").startswith(("embeddings.", "encoder."))
 
 
-def save_hf_directory(model: PreTrainedModel, directory: str | Path, state_dict: dict | None = None) -> Path:
-    """Write `model` (with `state_dict`'s weights if given) and its k-mer tokenizer as a standard HF directory,
-    atomically (temp dir + rename)."""
+def save_hf_directory(model: PreTrainedModel, directory: str | Path, state_dict: dict | None = None,
+                      provenance: dict | None = None, metrics: dict[str, float] | None = None) -> Path:
+    """Write `model` (with `state_dict`'s weights if given), its k-mer tokenizer and its model card (with the run's
+    provenance and metrics where known) as a standard HF directory, atomically (temp dir + rename)."""
 
     def build(work: Path) -> None:
         model.save_pretrained(work, safe_serialization=True, state_dict=state_dict)
         DNAKmerTokenizer(k=kmer_size(model.config)).save_pretrained(work)
+        write_model_card(work, model.config, kmer_size(model.config), model.num_parameters(), provenance, metrics)
 
     return build_directory(Path(directory), build)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import BertModel
 
-from dnabert.atomic import open_npy_atomic
+from dnabert.atomic import open_npy_atomic, write_text_atomic, written_atomic
 from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import ModelStart
 from dnabert.models.inputs import batches, encode_batch, to_numpy
@@ -35,9 +36,28 @@ def nucleotide_average(token_states: torch.Tensor, n_kmers: torch.Tensor, k: int
     return torch.nn.functional.pad(result, (0, 0, 0, max(0, width - result.shape[1])))[:, :width]
 
 
+def embed_to_file(encoder: BertModel, names: list[str], sequences: list[str], out: Path, pooling: str,
+                  batch_size: int = 64, max_tokens: int = 512, progress: bool = True) -> tuple[int, ...]:
+    """Write embeddings with the sequences' names: `.npz` (arrays `names` and `embeddings`), or `.npy` with the names
+    one per line in `<out>.names.txt` beside it; filled batch by batch through a memory-mapped file (flat memory).
+    Returns the embeddings' shape."""
+    out = Path(out)
+    if out.suffix.lower() != ".npz":
+        shape = embed_to_npy(encoder, sequences, out, pooling, batch_size, max_tokens, progress)
+        write_text_atomic(out.with_suffix(".names.txt"), "".join(f"{name}\n" for name in names))
+        return shape
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.tmp-") as work:
+        shape = embed_to_npy(encoder, sequences, Path(work) / "embeddings.npy", pooling, batch_size, max_tokens,
+                             progress)
+        embeddings = np.load(Path(work) / "embeddings.npy", mmap_mode="r")
+        with written_atomic(out) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, names=np.array(names, dtype=str), embeddings=embeddings)
+    return shape
+
+
 @torch.no_grad()
-def embed_to_file(encoder: BertModel, sequences: list[str], out: Path, pooling: str, batch_size: int = 64,
-                  max_tokens: int = 512, progress: bool = True) -> tuple[int, ...]:
+def embed_to_npy(encoder: BertModel, sequences: list[str], out: Path, pooling: str, batch_size: int = 64,
+                 max_tokens: int = 512, progress: bool = True) -> tuple[int, ...]:
     """Write embeddings as a .npy, batch by batch into a memory-mapped file (flat memory); returns its shape.
 
     cls/mean: (N, H); tokens: (N, max k-mers, H) zero-padded; nucleotide: (N, max nt, H) zero-padded.

@@ -14,7 +14,7 @@ from dnabert.models.linear_probe import BertForProbeClassification, DNABertProbe
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.problems import output_values
 from dnabert.models.inputs import batches, encode_batch, to_numpy
-from dnabert.tokenization import codes_to_text, reverse_complement_text
+from dnabert.tokenization import reverse_complement_text
 
 CLASSIFIERS = ((DNABertLongConfig, BertForLongSequenceClassification), (DNABertProbeConfig, BertForProbeClassification))
 """Fine-tuned model class by config class (anything else: a plain BertForSequenceClassification)."""
@@ -54,16 +54,21 @@ def prediction_lines(model, names: list[str], values: np.ndarray) -> list[str]:
 @torch.no_grad()
 def predict(model: BertForSequenceClassification, sequences: list[str], batch_size: int = 64,
             max_tokens: int = 512, reverse_complement: bool = False, progress: bool = True) -> np.ndarray:
-    """Probabilities per class (softmax), per label (sigmoid) or raw values, one row per sequence."""
+    """Probabilities per class (softmax), per label (sigmoid) or raw values, one row per sequence (in input order;
+    batches are formed longest first, so a batch pads to lengths close to its own)."""
+    order = np.argsort([-len(sequence) for sequence in sequences], kind="stable")
     rows = []
-    for _, batch in batches(sequences, batch_size, "predict", progress):
+    for _, batch in batches([sequences[i] for i in order], batch_size, "predict", progress):
         strands = [batch, [reverse_complement_text(s) for s in batch]] if reverse_complement else [batch]
         outputs = []
         for strand in strands:
             _, inputs = encode_batch(model, strand, max_tokens)
             outputs.append(output_values(model(**inputs).logits, model.config.problem_type))
         rows.append(to_numpy(torch.stack(outputs).mean(0)))
-    return np.concatenate(rows) if rows else np.zeros((0, model.config.num_labels), dtype=np.float32)
+    values = np.zeros((len(sequences), model.config.num_labels), dtype=np.float32)
+    if rows:
+        values[order] = np.concatenate(rows)
+    return values
 
 
 def load_ensemble(paths: list[str | Path], device: str | torch.device = "cpu") -> list[BertForSequenceClassification]:
@@ -82,42 +87,3 @@ def predict_ensemble(models: list[BertForSequenceClassification], sequences: lis
     """The mean of every model's `predict` output (probabilities, or values for regression)."""
     return np.mean([predict(model, sequences, batch_size, max_tokens, reverse_complement, progress)
                     for model in models], axis=0)
-
-
-def parse_region(region: str) -> tuple[str, int | None, int | None]:
-    """'chr1:1,001-2,000' (1-based, inclusive, as genome browsers show) -> ('chr1', 1000, 2000); 'chr1' -> whole."""
-    name, _, span = region.rpartition(":") if ":" in region else (region, "", "")
-    if not span:
-        return name, None, None
-    try:
-        first, last = (int(part.replace(",", "")) for part in span.split("-"))
-    except ValueError:
-        raise DnabertError(f"--region {region}: write it as CONTIG:START-END (1-based, inclusive)") from None
-    if not 1 <= first <= last:
-        raise DnabertError(f"--region {region}: START must be at least 1 and not after END")
-    return name, first - 1, last
-
-
-def scan_windows(model, shards, region: str, window: int, stride: int, column: int, batch_size: int = 64,
-                 progress: bool = True):
-    """Yield (contig, bin start, bin end, score) for windows sliding along a region; each window's score is
-    reported on the `stride`-wide bin at its centre, so bins tile the region without overlap (bedGraph)."""
-    name, start, end = parse_region(region)
-    contig = shards.index_of(name)
-    length = int(shards.lengths[contig])
-    start, end = start or 0, length if end is None else end
-    if end > length:
-        raise DnabertError(f"--region {region}: contig '{name}' has only {length:,} nt")
-    if window < model.config.k or stride < 1 or end - start < window:
-        raise DnabertError(f"--window {window} / --stride {stride} do not fit the {end - start:,} nt region")
-    longest = model.config.max_position_embeddings + model.config.k - 3
-    if window > longest and not isinstance(model.config, DNABertLongConfig):
-        raise DnabertError(f"--window {window}: the model reads at most {longest} nt (max_position_embeddings="
-                           f"{model.config.max_position_embeddings}); use a smaller --window")
-    starts = list(range(start, end - window + 1, stride))
-    offset = (window - stride) // 2
-    for _, chunk in batches(starts, batch_size, "scan", progress):
-        sequences = [codes_to_text(shards.fetch(contig, s, s + window)) for s in chunk]
-        scores = predict(model, sequences, batch_size=len(chunk), progress=False)[:, column]
-        for s, score in zip(chunk, scores):
-            yield name, s + offset, s + offset + stride, float(score)

@@ -1,0 +1,141 @@
+"""Genome scans: `dnabert scan` throughput on the E. coli genome with the tiny model, and its peak memory on generated
+genomes of growing size up to 1 Gbp (constant memory in genome size is the goal).
+
+Run from the project root:
+
+    nice -n 5 .venv/bin/python experiments/scan_throughput/bench.py
+
+Every scan is the real command (`python -m dnabert.cli scan`, a fresh process each, bigWig + bedGraph out) on a
+prepared shard directory, so genome preparation is timed apart; peak memory is the process's maximum resident set
+(`wait4`'s ru_maxrss). The model is `model=tiny`'s architecture as a 2-class classifier with seeded random weights
+(speed and memory do not depend on their values). E. coli K-12 (../shared/data) is scanned densely at the model's
+whole window and half-window stride (the defaults); the generated genomes (uniform random A/C/G/T, contigs of at
+most 100 Mbp) are scanned with a stride that keeps the number of windows the same at every size, so the memory
+column shows what grows with the genome and nothing else. Writes record/<host kind>.{md,json} (committed: the
+README's figures come from them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+ECOLI = ROOT.parent / "shared" / "data" / "ecoli_k12" / "ecoli_k12_mg1655.fa.gz"
+RECORD = Path(__file__).resolve().parent / "record"
+CONTIG_MAX = 100_000_000
+
+
+def command(args: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
+    """(seconds, peak resident memory in bytes, finished process) of `python args` run from the project root; exits
+    with its error output if it fails."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak, not the largest child's so far
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(args, process.returncode, out.read(), err.read())
+    if result.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return seconds, usage.ru_maxrss * 1024, result
+
+
+def tiny_classifier(directory: Path) -> Path:
+    """`model=tiny` as a 2-class classifier with seeded random weights, saved as an HF directory."""
+    import torch
+    from hydra.utils import instantiate
+    from transformers import BertForSequenceClassification
+
+    from dnabert.config import composed
+    from dnabert.models.checkpoints import save_hf_directory
+
+    torch.manual_seed(0)
+    config = instantiate(composed(["model=tiny"]).model.config)
+    config.num_labels, config.problem_type = 2, "single_label_classification"
+    return save_hf_directory(BertForSequenceClassification(config), directory)
+
+
+def generated_genome(path: Path, size: int, seed: int = 0) -> Path:
+    """A FASTA of `size` uniform random nucleotides in contigs of at most CONTIG_MAX nt (written once)."""
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        for number, first in enumerate(range(0, size, CONTIG_MAX)):
+            handle.write(f">chr{number + 1}\n".encode())
+            left = min(CONTIG_MAX, size - first)
+            while left:
+                lines = min(left, 10_000_000) // 100 or 1
+                block = letters[rng.integers(0, 4, size=lines * 100 if left >= 100 else left)]
+                text = block.reshape(-1, 100) if left >= 100 else block.reshape(1, -1)
+                handle.write(b"\n".join(row.tobytes() for row in text) + b"\n")
+                left -= block.size
+    partial.rename(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/dnabert-scan-bench"), help="genomes, shards, tracks")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000_000, 100_000_000, 1_000_000_000])
+    parser.add_argument("--windows", type=int, default=2000, help="windows per generated genome")
+    parser.add_argument("--genome", type=Path, default=ECOLI, help="the real genome scanned densely")
+    parser.add_argument("--record", type=Path, default=RECORD)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    load_before = os.getloadavg()[0]
+    model = tiny_classifier(args.work / "tiny.hf") if not (args.work / "tiny.hf").exists() else args.work / "tiny.hf"
+    threads = len(os.sched_getaffinity(0))
+
+    rows = []
+    for name, genome, stride in [(f"{args.genome.name} (real)", args.genome, None),
+                                 *((f"generated {size / 1e6:,.0f} Mbp", generated_genome(
+                                     args.work / f"random_{size}.fa", size), max(1, size // args.windows))
+                                   for size in args.sizes)]:
+        shards = args.work / "shards" / genome.name
+        prepare_seconds, prepare_peak, _ = command(["-m", "dnabert.cli", "prepare-genome", str(genome), "--out",
+                                                    str(shards), "--quiet"])
+        size = sum(json.loads((shards / "metadata.json").read_text())["contig_lengths"].values())
+        track = args.work / f"{genome.name}.bw"
+        seconds, peak, result = command(["-m", "dnabert.cli", "scan", str(model), "--genome", str(shards), "--out",
+                                         str(track), "--device", "cpu", "--quiet",
+                                         *(["--stride", str(stride)] if stride else [])])
+        windows = int(result.stdout.split(": ")[1].split(" windows")[0].replace(",", ""))
+        rows.append({"genome": name, "nt": size, "stride": stride or "default (half window)", "windows": windows,
+                     "scan_seconds": seconds, "scan_peak_bytes": peak, "prepare_seconds": prepare_seconds,
+                     "prepare_peak_bytes": prepare_peak, "bigwig_bytes": track.stat().st_size})
+        print(f"{name}: {windows:,} windows in {seconds:.1f} s, peak {peak / 2**20:,.0f} MiB", flush=True)
+
+    lines = [f"\n{started}; {threads} threads; load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}",
+             "model: model=tiny (2 layers, hidden 64) as a 2-class classifier, window 515 nt (its reach)\n",
+             "| genome | nt | stride | windows | scan s | windows/s | nt/s | scan peak RSS | prepare s | "
+             "prepare peak RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['genome']} | {row['nt']:,} | {row['stride']} | {row['windows']:,} | "
+                     f"{row['scan_seconds']:.1f} | {row['windows'] / row['scan_seconds']:,.0f} | "
+                     f"{row['nt'] / row['scan_seconds']:,.0f} | {row['scan_peak_bytes'] / 2**20:,.0f} MiB | "
+                     f"{row['prepare_seconds']:.1f} | {row['prepare_peak_bytes'] / 2**20:,.0f} MiB |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.record.mkdir(parents=True, exist_ok=True)
+    (args.record / "cpu.md").write_text(text)
+    (args.record / "cpu.json").write_text(json.dumps({"started": started, "threads": threads, "rows": rows,
+                                                      "args": vars(args)}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
