@@ -340,7 +340,8 @@ def _model_command(commands, name: str, help: str, run, model: str, out: str, se
     command.add_argument("model", nargs="+" if ensemble else None,
                          help=f"{model}: HF directory or .ckpt" + "; several: their mean" * ensemble)
     if sequences:
-        command.add_argument("--input", type=Path, required=True, help="TSV/CSV with a sequence column, or FASTA")
+        command.add_argument("--input", type=Path, required=True,
+                             help="TSV/CSV (plain or gzip) with a sequence column, or FASTA; - for standard input")
         command.add_argument("--max-tokens", type=_at_least(3), default=512, help="longer inputs are truncated")
     command.add_argument("--out", type=Path, required=True, help=out)
     command.add_argument("--batch-size", type=_at_least(1), default=64, help="sequences per forward pass")
@@ -482,13 +483,29 @@ def _run(args: argparse.Namespace) -> None:
         args.device = inference_device(args.device)
         precision = inference_precision(args.device, args.precision)
     try:
-        with precision:
+        with precision, _standard_input(args):
             args.run(args)
     except ModuleNotFoundError as error:  # the interpretation commands' plotting/motif packages are an extra
         if (error.name or "").split(".")[0] not in _extra_packages("interp"):
             raise
         raise DnabertError(f"`dnabert {args.command}` needs the package {error.name!r}: "
                            "pip install 'dnabert[interp]' (or -e '.[interp]' in a checkout)") from None
+
+
+@contextlib.contextmanager
+def _standard_input(args: argparse.Namespace):
+    """`--input -`: standard input (a TSV with a header, or FASTA) read into a temporary file the command reads."""
+    if str(getattr(args, "input", None)) != "-":
+        yield
+        return
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dnabert-stdin-") as folder:
+        args.input = Path(folder) / "stdin"
+        with open(args.input, "w") as handle:
+            shutil.copyfileobj(sys.stdin, handle)
+        yield
 
 
 def _extra_packages(extra: str) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 
@@ -357,3 +358,17 @@ def test_the_model_card_says_what_the_model_is_and_how_it_scored(splice_run):
     assert 'AutoTokenizer.from_pretrained("MODEL_DIR")' in card
     last = (splice_run / "checkpoints" / "last.hf" / "README.md").read_text()
     assert "| val/auroc |" in last and "| test/" not in last
+
+
+def test_predict_reads_standard_input_and_writes_standard_output(splice_run, tmp_path, monkeypatch, capsys):
+    from dnabert.cli import main
+
+    best, test_file = str(splice_run / "checkpoints" / "best.hf"), data_file("splice_primate_test.tsv")
+    main(["predict", best, "--input", str(test_file), "--out", str(tmp_path / "p.tsv"), "--quiet"])
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO(test_file.read_text()))
+    main(["predict", best, "--input", "-", "--out", "-", "--quiet"])
+    captured = capsys.readouterr()
+    piped, written = captured.out.splitlines(), (tmp_path / "p.tsv").read_text().splitlines()
+    assert len(piped) == 594 and [line.split("\t")[1:] for line in piped] == [l.split("\t")[1:] for l in written]
+    assert "-: 593 sequences" in captured.err and list(tmp_path.iterdir()) == [tmp_path / "p.tsv"]

@@ -9,10 +9,10 @@ Every scan is the real command (`python -m dnabert.cli scan`, a fresh process ea
 prepared shard directory, so genome preparation is timed apart; peak memory is the process's maximum resident set
 (`wait4`'s ru_maxrss). The model is `model=tiny`'s architecture as a 2-class classifier with seeded random weights
 (speed and memory do not depend on their values). E. coli K-12 (../shared/data) is scanned densely at the model's
-whole window and half-window stride (the defaults); the generated genomes (uniform random A/C/G/T, contigs of at
-most 100 Mbp) are scanned with a stride that keeps the number of windows the same at every size, so the memory
-column shows what grows with the genome and nothing else. Writes record/<host kind>.{md,json} (committed: the
-README's figures come from them).
+whole window and half-window stride (the defaults); the generated genomes (random A/C/G/T with N runs, the
+genome_shards benchmark's, in contigs of at most 100 Mbp) are scanned with a stride that keeps the number of
+windows the same at every size, so the memory column shows what grows with the genome and nothing else. Writes
+record/cpu.{md,json} (committed: the README's figures come from them).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "genome_shards"))
+from bench import write_fasta  # noqa: E402  (the genome_shards benchmark's synthetic genome)
 
 ROOT = Path(__file__).resolve().parents[2]
 ECOLI = ROOT.parent / "shared" / "data" / "ecoli_k12" / "ecoli_k12_mg1655.fa.gz"
@@ -66,24 +67,13 @@ def tiny_classifier(directory: Path) -> Path:
     return save_hf_directory(BertForSequenceClassification(config), directory)
 
 
-def generated_genome(path: Path, size: int, seed: int = 0) -> Path:
-    """A FASTA of `size` uniform random nucleotides in contigs of at most CONTIG_MAX nt (written once)."""
-    if path.exists():
-        return path
-    rng = np.random.default_rng(seed)
-    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as handle:
-        for number, first in enumerate(range(0, size, CONTIG_MAX)):
-            handle.write(f">chr{number + 1}\n".encode())
-            left = min(CONTIG_MAX, size - first)
-            while left:
-                lines = min(left, 10_000_000) // 100 or 1
-                block = letters[rng.integers(0, 4, size=lines * 100 if left >= 100 else left)]
-                text = block.reshape(-1, 100) if left >= 100 else block.reshape(1, -1)
-                handle.write(b"\n".join(row.tobytes() for row in text) + b"\n")
-                left -= block.size
-    partial.rename(path)
+def generated_genome(path: Path, size: int) -> Path:
+    """The genome_shards benchmark's synthetic genome (random A/C/G/T, soft-masked stretches, N runs) of `size` nt in
+    contigs of at most CONTIG_MAX nt (written once)."""
+    if not path.exists():
+        partial = path.with_name(path.name + ".partial")
+        write_fasta(partial, size, -(-size // CONTIG_MAX))
+        partial.rename(path)
     return path
 
 
@@ -98,7 +88,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load_before = os.getloadavg()[0]
-    model = tiny_classifier(args.work / "tiny.hf") if not (args.work / "tiny.hf").exists() else args.work / "tiny.hf"
+    model = args.work / "tiny.hf"
+    if not model.exists():
+        tiny_classifier(model)
     threads = len(os.sched_getaffinity(0))
 
     rows = []
