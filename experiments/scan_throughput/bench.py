@@ -5,10 +5,10 @@ Run from the project root:
 
     nice -n 5 .venv/bin/python experiments/scan_throughput/bench.py
 
-Every scan is the real command (`python -m dnabert.cli scan`, a fresh process each, bigWig + bedGraph out) on a
-prepared shard directory, so genome preparation is timed apart; peak memory is the process's maximum resident set
-(`wait4`'s ru_maxrss). The model is `model=tiny`'s architecture as a 2-class classifier with seeded random weights
-(speed and memory do not depend on their values). E. coli K-12 (../shared/data) is scanned densely at the model's
+Every scan is the real command (`dnabert scan`, a fresh process each, bigWig + bedGraph out) on a
+prepared shard directory, so genome preparation (from scratch) is timed apart; peak memory is the process's maximum
+resident set (VmHWM of /proc/self/status as it ends). The model is `model=tiny`'s architecture as a 2-class
+classifier with seeded random weights (speed and memory do not depend on their values). E. coli K-12 (../shared/data) is scanned densely at the model's
 whole window and half-window stride (the defaults); the generated genomes (random A/C/G/T with N runs, the
 genome_shards benchmark's, in contigs of at most 100 Mbp) are scanned with a stride that keeps the number of
 windows the same at every size, so the memory column shows what grows with the genome and nothing else. Writes
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,20 +37,22 @@ CONTIG_MAX = 100_000_000
 
 
 def command(args: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
-    """(seconds, peak resident memory in bytes, finished process) of `python args` run from the project root; exits
-    with its error output if it fails."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    """(seconds, peak resident memory in bytes, finished process) of `dnabert args` run from the project root; exits
+    with its error output if it fails. The peak is the process's own VmHWM (/proc/self/status, read as it ends):
+    wait4's ru_maxrss would include the benchmark's own memory, which a forked child inherits on Linux."""
+    with tempfile.TemporaryDirectory() as folder:
+        peak_file = Path(folder) / "peak"
+        code = (f"import runpy, sys\nsys.argv = ['dnabert', *sys.argv[1:]]\ntry:\n"
+                f"    runpy.run_module('dnabert.cli', run_name='__main__')\nfinally:\n"
+                f"    hwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+                f"    open({str(peak_file)!r}, 'w').write(hwm)\n")
         start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak, not the largest child's so far
+        result = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True)
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        result = subprocess.CompletedProcess(args, process.returncode, out.read(), err.read())
+        peak = int(peak_file.read_text()) * 1024 if peak_file.exists() else 0
     if result.returncode:
-        raise SystemExit(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return seconds, usage.ru_maxrss * 1024, result
+        raise SystemExit(f"dnabert {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return seconds, peak, result
 
 
 def tiny_classifier(directory: Path) -> Path:
@@ -57,10 +60,12 @@ def tiny_classifier(directory: Path) -> Path:
     import torch
     from hydra.utils import instantiate
     from transformers import BertForSequenceClassification
+    from transformers.utils.logging import disable_progress_bar
 
     from dnabert.config import composed
     from dnabert.models.checkpoints import save_hf_directory
 
+    disable_progress_bar()
     torch.manual_seed(0)
     config = instantiate(composed(["model=tiny"]).model.config)
     config.num_labels, config.problem_type = 2, "single_label_classification"
@@ -99,11 +104,12 @@ def main() -> None:
                                      args.work / f"random_{size}.fa", size), max(1, size // args.windows))
                                    for size in args.sizes)]:
         shards = args.work / "shards" / genome.name
-        prepare_seconds, prepare_peak, _ = command(["-m", "dnabert.cli", "prepare-genome", str(genome), "--out",
+        shutil.rmtree(shards, ignore_errors=True)  # prepared from scratch, so its time is the real one
+        prepare_seconds, prepare_peak, _ = command(["prepare-genome", str(genome), "--out",
                                                     str(shards), "--quiet"])
         size = sum(json.loads((shards / "metadata.json").read_text())["contig_lengths"].values())
         track = args.work / f"{genome.name}.bw"
-        seconds, peak, result = command(["-m", "dnabert.cli", "scan", str(model), "--genome", str(shards), "--out",
+        seconds, peak, result = command(["scan", str(model), "--genome", str(shards), "--out",
                                          str(track), "--device", "cpu", "--quiet",
                                          *(["--stride", str(stride)] if stride else [])])
         windows = int(result.stdout.split(": ")[1].split(" windows")[0].replace(",", ""))
