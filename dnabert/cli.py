@@ -34,7 +34,7 @@ EXAMPLES = {
     "motifs": ["dnabert motifs best.hf --input dev.tsv --out motifs/"],
     "variants": ["dnabert variants best.hf --vcf calls.vcf.gz --genome hg38.fa.gz --out effects.tsv",
                  "dnabert variants best.hf --sequences seqs.tsv --saturation --out saturation.tsv"],
-    "benchmark": ["dnabert benchmark gue --init pretrain/checkpoints/last.hf --out gue/ model=dnabert6"],
+    "benchmark": ["dnabert benchmark gue model=dnabert6 --init pretrain/checkpoints/last.hf --out gue/"],
     "study": ["dnabert study experiments/splice_primate/study.yaml"],
     "runs": ["dnabert runs multirun/2026-12-03/10-00-00 --metric val/mcc"],
 }

@@ -44,7 +44,7 @@ def open_text(path: str | Path, what: str, newline: str | None = None,
     error naming the file (and the line reached). `what` names the file's role ('peak file')."""
     path = Path(path)
     if not path.is_file():
-        raise DnabertError(f"{path}: {what} not found" + (" (it is a directory)" if path.is_dir() else ""))
+        raise DnabertError(f"{path}: is a directory, not a {what}" if path.is_dir() else f"{path}: {what} not found")
     compressed = is_gzip(path)
     opened = (gzip.open(path, "rt", newline=newline, encoding=encoding, errors="replace") if compressed
               else open(path, newline=newline, encoding=encoding, errors="replace"))

@@ -19,4 +19,4 @@ def test_the_gpu_check_dry_run_fills_every_row(tmp_path):
     assert any(step.startswith("pretraining: highest MFU") for step in steps)
     assert any(step.startswith("fine-tuning") for step in steps) and "predict bf16 vs fp32" in steps
     assert not any("failed" in row for row in rows), table
-    assert "sequences/s" in table and "test accuracy" in table and "DeepSpeed" in table
+    assert "sequences/s" in table and "test accuracy" in table and "DeepSpeed" in table and "FSDP" in table

@@ -188,3 +188,26 @@ def test_provenance_records_the_commit_and_whether_the_tree_was_dirty(tmp_path):
     assert len(clean["commit"]) == 40 and clean["dirty"] is False
     (tmp_path / "a.txt").write_text("changed\n")
     assert git_revision(tmp_path) == {"commit": clean["commit"], "dirty": True}
+
+
+def test_every_command_s_help_shows_its_defaults_and_examples_that_parse(capsys):
+    import shlex
+
+    from dnabert.cli import EXAMPLES, build_parser, main
+
+    parser = build_parser()
+    for name, lines in EXAMPLES.items():
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        text = capsys.readouterr().out
+        assert "examples:\n" in text and all(line in text for line in lines), name
+        for line in lines:  # the examples are real command lines (shell redirection and comments cut off)
+            parser.parse_args(shlex.split(line.split("   #")[0].split(" | ")[0].split(" > ")[0])[1:])
+    main_help = build_parser().format_help()
+    assert all(name in main_help for name in EXAMPLES)
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "sequences per forward pass (default: 64)" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("dnabert ")

@@ -6,7 +6,8 @@
 Rows: DNABERT-6 pretraining throughput and MFU at 512 tokens in bf16 (experiments/throughput/bench.py, BERT-base,
 against the GPU's bf16 matmul peak measured in the same run); a short fine-tuning run of DNABERT-6 on the splice
 fixture (train.py, trainer=gpu); `dnabert predict` throughput in fp32 and bf16 with that model and the largest
-difference of their probabilities; and a DeepSpeed ZeRO-2 run (trainer=deepspeed) where deepspeed is installed.
+difference of their probabilities; FSDP (trainer=fsdp, one GPU: 10 steps resumed to 20, the HF export checked
+against the checkpoint); and a DeepSpeed ZeRO-2 run (trainer=deepspeed) where deepspeed is installed.
 Every step runs as the command a user would type; a step that fails is a row saying how, and the check goes on.
 The table goes to stdout and to `--out`/<device>.md.
 """
@@ -121,6 +122,35 @@ def deepspeed(work: Path, dry: bool) -> tuple[str, str, float]:
             seconds)
 
 
+def fsdp(work: Path, dry: bool) -> tuple[str, str, float]:
+    """DNABERT-6 pretraining with trainer=fsdp on one GPU: 10 steps, resumed to 20, and the HF export of last.ckpt
+    checked against the checkpoint's full (unsharded) weights."""
+    name = "FSDP (trainer=fsdp), DNABERT-6: 10 steps, resumed to 20, last.hf = last.ckpt"
+    if dry:
+        return name, "not run on the CPU: Lightning refuses fsdp without a GPU accelerator", 0.0
+    import torch
+    from safetensors.torch import load_file
+
+    from dnabert.models.checkpoints import model_weights
+
+    run, total = work / "fsdp", 0.0
+    for steps in (10, 20):
+        seconds, result = command([str(ROOT / "train.py"), "trainer=fsdp", "trainer.devices=1", "model=dnabert6",
+                                   f"trainer.max_steps={steps}", "trainer.val_check_interval=10", "data.val_windows=32",
+                                   "callbacks.progress_bar=null", "logger=csv", f"data.genome={GENOME}",
+                                   f"paths.output_dir={run}", f"paths.cache_dir={work / 'cache'}"], work, 300)
+        total += seconds
+        if result.returncode:
+            return name, failure(result), total
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    weights = model_weights(checkpoint["state_dict"])
+    exported = load_file(run / "checkpoints" / "last.hf" / "model.safetensors")
+    same = exported.keys() <= weights.keys() and all(torch.equal(exported[k], weights[k].to(exported[k].dtype))
+                                                     for k in exported)
+    return name, (f"ok: step {checkpoint['global_step']}, export equal to the checkpoint" if same
+                  else "failed: the HF export differs from last.ckpt's weights"), total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="the CPU, the tiny model, a few steps")
@@ -132,12 +162,13 @@ def main() -> None:
     if not args.dry_run and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); --dry-run runs the CPU path")
     device = "cpu (dry run)" if args.dry_run else torch.cuda.get_device_name()
-    work = args.out / "work"
+    work = args.out.resolve() / "work"  # absolute: the steps run with the work folder as their directory
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows = pretraining(work, args.dry_run)
     tuned, model = finetuning(work, args.dry_run)
-    rows += [tuned, *prediction(work, model, args.dry_run), deepspeed(work, args.dry_run)]
+    rows += [tuned, *prediction(work, model, args.dry_run), fsdp(work, args.dry_run),
+             deepspeed(work, args.dry_run)]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"# GPU check: {device}", "", f"torch {torch.__version__}; {when}; total {time.perf_counter() - started:.0f} s",
              "", "| step | result | seconds |", "|---|---|---:|",
