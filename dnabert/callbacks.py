@@ -39,6 +39,7 @@ class HFModelCheckpoint(ModelCheckpoint):
         super().__init__(*args, **kwargs)
         self.tie_break = tie_break
         self.best_tie_break: float | None = None
+        self._provenance: dict | None = None  # the run's provenance.json, read at the first export (it is fixed then)
 
     def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
         better = super().check_monitor_top_k(trainer, current)
@@ -96,8 +97,9 @@ class HFModelCheckpoint(ModelCheckpoint):
             else:
                 validation = {name: float(value) for name, value in trainer.callback_metrics.items()
                               if name.startswith("val/")}
-                save_hf_directory(model, directory, model_weights(weights), run_provenance(Path(filepath).parents[1]),
-                                  validation)
+                if self._provenance is None:
+                    self._provenance = run_provenance(Path(filepath).parents[1])
+                save_hf_directory(model, directory, model_weights(weights), self._provenance, validation)
 
     def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._remove_checkpoint(trainer, filepath)

@@ -157,18 +157,18 @@ def _scan(args: argparse.Namespace) -> None:
     check_window(model, window)
     shards = open_genome(args.genome, args.cache_dir, progress=not args.quiet)
     regions = scan_regions(shards, args.region, args.regions)
-    short = [r for r in regions if r.end - r.start < window]
-    if len(short) == len(regions):
+    fitting = [r for r in regions if r.end - r.start >= window]
+    if not fitting:
         raise DnabertError(f"--window {window}: longer than every region to scan (the longest has "
                            f"{max(r.end - r.start for r in regions):,} nt); use a smaller --window")
-    if short:
-        warn(f"scan: {len(short):,} of {len(regions):,} regions (contigs) are shorter than the {window}-nt window and "
-             "are not scored")
+    if len(fitting) < len(regions):
+        warn(f"scan: {len(regions) - len(fitting):,} of {len(regions):,} regions (contigs) are shorter than the "
+             f"{window}-nt window and are not scored")
     strands = ", both strands averaged" if args.reverse_complement else ""
     track = Track(args.out, shards, regions, f'track type=bedGraph name="dnabert {label}" description="P({label}), '
                                              f'window {window}, stride {stride}{strands}"')
     with track.writing():
-        for contig, starts, ends, scores in scan_windows(model, shards, regions, window, stride, column,
+        for contig, starts, ends, scores in scan_windows(model, shards, fitting, window, stride, column,
                                                          args.batch_size, args.reverse_complement, not args.quiet):
             track.add(contig, starts, ends, scores)
     written = f"{args.out} and {track.bedgraph}" if track.bigwig else str(args.out)

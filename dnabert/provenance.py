@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -27,6 +28,16 @@ def resolved_config(cfg: DictConfig) -> dict:
     except MissingMandatoryValue as error:
         raise DnabertError(f"{error.full_key}: no value given; set it on the command line "
                            f"({error.full_key}=...)") from None
+
+
+def checkout_relative(values: dict) -> dict:
+    """`values` with every absolute path inside or beside the checkout named from its root (`experiments/...`,
+    `../shared/...`), so that a benchmark's record holds no path of the machine it ran on."""
+    def relative(value):
+        path = Path(str(value))
+        inside = path.is_absolute() and path.resolve().is_relative_to(SOURCE_ROOT.parent)
+        return os.path.relpath(path.resolve(), SOURCE_ROOT) if inside else value
+    return {key: relative(value) if isinstance(value, (str, Path)) else value for key, value in values.items()}
 
 
 def git_revision(directory: Path = SOURCE_ROOT) -> dict:

@@ -21,7 +21,7 @@ from transformers import BertForSequenceClassification
 from dnabert.data.windows import WindowSampler, holdout_regions
 from dnabert.genome.shards import GenomeShards, prepare_genome
 from dnabert.models.checkpoints import save_hf_directory
-from dnabert.provenance import git_revision
+from dnabert.provenance import checkout_relative, git_revision
 from dnabert.tokenization import reverse_complement, reverse_complement_text
 from tests.conftest import LAMBDA, ROOT, data_file, dnabert_cli, genome_text, run, train
 from tests.test_interpret_attention import tiny_config
@@ -172,6 +172,13 @@ def test_dnabert_cache_holds_the_genome_shards_of_training_and_of_the_commands(t
     assert (tmp_path / "tfbs" / "train.tsv").is_file() and [shards] == list(cache.glob("genomes/[!.]*"))
     assert (shards / "metadata.json").stat().st_mtime_ns == built  # reused, not prepared again
     assert not (cwd / ".cache").exists()
+
+
+def test_a_benchmark_record_names_the_checkout_s_paths_from_its_root():
+    shared = ROOT.parent / "shared" / "data" / "x.fa"
+    values = {"record": ROOT / "experiments" / "b" / "record", "genome": str(shared), "work": "/tmp/w", "rounds": 3}
+    assert checkout_relative(values) == {"record": "experiments/b/record", "genome": "../shared/data/x.fa",
+                                         "work": "/tmp/w", "rounds": 3}
 
 
 def test_provenance_records_the_commit_and_whether_the_tree_was_dirty(tmp_path):

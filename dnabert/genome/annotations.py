@@ -3,12 +3,43 @@ and GFF3 exons."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 from dnabert.errors import DnabertError
 from dnabert.textfiles import text_lines
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One BED line: its 0-based half-open interval, all its columns, and its line number."""
+
+    chrom: str
+    start: int
+    end: int
+    fields: list[str]
+    line: int
+
+
+def read_intervals(path: Path, what: str) -> Iterator[Interval]:
+    """The intervals of a BED-like file (plain or gzip; blank, `#`, track and browser lines skipped), each checked:
+    three tab-separated columns or more, whole-number start and end, not empty, reversed or negative."""
+    for number, line in text_lines(path, what):
+        if not line.strip() or line.startswith(("#", "track", "browser")):
+            continue
+        fields = line.split("\t")
+        if len(fields) < 3:
+            raise DnabertError(f"{path} line {number}: {len(fields)} tab-separated columns; BED needs chrom, "
+                               "start and end separated by tabs")
+        try:
+            start, end = int(fields[1]), int(fields[2])
+        except ValueError:
+            raise DnabertError(f"{path} line {number}: start and end must be whole numbers") from None
+        if start < 0 or end <= start:
+            raise DnabertError(f"{path} line {number}: interval {start}-{end} is empty, reversed or negative")
+        yield Interval(fields[0], start, end, fields, number)
 
 
 @dataclass(frozen=True)
@@ -27,24 +58,17 @@ def read_peaks(path: str | Path) -> list[Peak]:
     midpoint."""
     path = Path(path)
     peaks = []
-    for number, line in text_lines(path, "peak file"):
-        if not line.strip() or line.startswith(("#", "track", "browser")):
-            continue
-        fields = line.split("\t")
-        if len(fields) < 3:
-            raise DnabertError(f"{path} line {number}: {len(fields)} tab-separated columns; BED needs chrom, "
-                               "start and end separated by tabs")
+    for interval in read_intervals(path, "peak file"):
+        fields = interval.fields
         try:
-            start, end = int(fields[1]), int(fields[2])
             offset = int(fields[9]) if len(fields) >= 10 else -1
         except ValueError:
-            raise DnabertError(f"{path} line {number}: start, end and summit must be whole numbers") from None
-        if start < 0 or end <= start:
-            raise DnabertError(f"{path} line {number}: interval {start}-{end} is empty, reversed or negative")
-        if offset >= end - start:
-            raise DnabertError(f"{path} line {number}: summit offset {offset} lies outside the peak")
-        summit = start + offset if offset >= 0 else (start + end) // 2
-        peaks.append(Peak(fields[0], start, end, summit, number))
+            raise DnabertError(f"{path} line {interval.line}: the summit offset (column 10) must be a whole "
+                               "number") from None
+        if offset >= interval.end - interval.start:
+            raise DnabertError(f"{path} line {interval.line}: summit offset {offset} lies outside the peak")
+        summit = interval.start + offset if offset >= 0 else (interval.start + interval.end) // 2
+        peaks.append(Peak(interval.chrom, interval.start, interval.end, summit, interval.line))
     if not peaks:
         raise DnabertError(f"{path}: no peaks")
     return peaks

@@ -13,11 +13,11 @@ from tqdm.auto import tqdm
 
 from dnabert.atomic import open_atomic, written_atomic
 from dnabert.errors import DnabertError
+from dnabert.genome.annotations import read_intervals
 from dnabert.genome.shards import GenomeShards
 from dnabert.models.inference import predict
 from dnabert.models.inputs import batches
 from dnabert.models.long_sequence import DNABertLongConfig
-from dnabert.textfiles import text_lines
 from dnabert.tokenization import codes_to_text
 
 BIGWIG_SUFFIXES = (".bw", ".bigwig")
@@ -61,28 +61,17 @@ def bed_regions(shards: GenomeShards, path: Path) -> list[Region]:
     """`--regions`: the intervals of a BED file (plain or gzip; extra columns ignored), each checked against the
     genome."""
     regions = []
-    for number, line in text_lines(path, "regions file"):
-        if not line.strip() or line.startswith(("#", "track", "browser")):
-            continue
-        where = f"{path} line {number}"
-        fields = line.split("\t")
-        if len(fields) < 3:
-            raise DnabertError(f"{where}: {len(fields)} tab-separated columns; BED needs contig, start and end")
-        try:
-            start, end = int(fields[1]), int(fields[2])
-        except ValueError:
-            raise DnabertError(f"{where}: start and end must be whole numbers") from None
-        if start < 0 or end <= start:
-            raise DnabertError(f"{where}: interval {start}-{end} is empty, reversed or negative")
-        contig = shards.find_contig(fields[0])
+    for interval in read_intervals(path, "regions file"):
+        where = f"{path} line {interval.line}"
+        contig = shards.find_contig(interval.chrom)
         if contig is None:
             names = [c.name for c in shards.contigs]
-            raise DnabertError(f"{where}: contig '{fields[0]}' is not in the genome (it has "
+            raise DnabertError(f"{where}: contig '{interval.chrom}' is not in the genome (it has "
                                f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
         length = int(shards.lengths[contig])
-        if end > length:
-            raise DnabertError(f"{where}: end {end:,} is past the end of '{fields[0]}' ({length:,} nt)")
-        regions.append(Region(shards.contigs[contig].name, start, end))
+        if interval.end > length:
+            raise DnabertError(f"{where}: end {interval.end:,} is past the end of '{interval.chrom}' ({length:,} nt)")
+        regions.append(Region(shards.contigs[contig].name, interval.start, interval.end))
     if not regions:
         raise DnabertError(f"{path}: no regions (only blank or comment lines); give BED lines: contig, start, end")
     return regions
@@ -119,15 +108,14 @@ def check_window(model, window: int) -> None:
 def scan_windows(model, shards: GenomeShards, regions: list[Region], window: int, stride: int, column: int,
                  batch_size: int = 64, reverse_complement: bool = False, progress: bool = True
                  ) -> Iterator[tuple[str, list[int], list[int], list[float]]]:
-    """(contig, bin starts, bin ends, scores) per batch of windows sliding along each region at least a window long;
-    a window's score is reported on the `stride`-wide bin at its centre, so bins tile a region without overlap (a
-    stride longer than the window: on the window itself, with unscored gaps between)."""
-    fitting = [r for r in regions if r.end - r.start >= window]
+    """(contig, bin starts, bin ends, scores) per batch of windows sliding along each region (each at least a window
+    long); a window's score is reported on the `stride`-wide bin at its centre, so bins tile a region without overlap
+    (a stride longer than the window: on the window itself, with unscored gaps between)."""
     width = min(stride, window)
     offset = (window - width) // 2
-    with tqdm(total=sum(r.end - r.start for r in fitting), unit="nt", unit_scale=True, desc="scan",
+    with tqdm(total=sum(r.end - r.start for r in regions), unit="nt", unit_scale=True, desc="scan",
               disable=not progress) as bar:
-        for region in fitting:
+        for region in regions:
             contig, before = shards.index_of(region.contig), bar.n
             for _, starts in batches(range(region.start, region.end - window + 1, stride), batch_size):
                 sequences = [codes_to_text(shards.fetch(contig, s, s + window)) for s in starts]

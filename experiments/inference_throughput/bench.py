@@ -56,6 +56,7 @@ from dnabert.atomic import write_text_atomic  # noqa: E402
 from dnabert.models.checkpoints import config_from_dict, save_hf_directory  # noqa: E402
 from dnabert.models.inference import load_classifier, predict  # noqa: E402
 from dnabert.models.inputs import inference_precision  # noqa: E402
+from dnabert.provenance import checkout_relative  # noqa: E402
 from dnabert.tokenization import nucleotides_read  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,15 +218,17 @@ def report(args, inputs: dict[str, list[str]], rounds: list[dict], outputs: dict
                          f"{against['today']:.2f} | "
                          f"{padding(sequences, args.batch_size, row.sorted):.1%} | {difference:.2g}{flag} |")
             headline[(name, row.name)] = against["today"]
-    as_run = ROWS[3].name
-    lines.append("\nheadline, `dnabert predict --precision bf16` against today's fp32 path: " + ", ".join(
-        f"{headline[(name, as_run)]:.2f}x on {name}" for name in inputs))
+    lines.append("")
+    for label, row in (("as configured (fp32)", ROWS[1]), ("with the opt-in --precision bf16", ROWS[3])):
+        lines.append(f"headline, `dnabert predict` {label} against today's fp32 path: " + ", ".join(
+            f"{headline[(name, row.name)]:.2f}x on {name}" for name in inputs))
     text = "\n".join(lines) + "\n"
     print(text)
     args.record.mkdir(parents=True, exist_ok=True)
     stem = args.record / args.device
     write_text_atomic(stem.with_suffix(".json"), json.dumps({
-        "args": vars(args), "device": device, "native_bf16": bf16, "started": started, "tolerance": TOLERANCE,
+        "args": checkout_relative(vars(args)), "device": device, "native_bf16": bf16, "started": started,
+        "tolerance": TOLERANCE,
         "rounds": [{" | ".join(key): seconds for key, seconds in r.items()} for r in rounds]}, indent=1, default=str))
     write_text_atomic(stem.with_suffix(".md"), text)
     print(f"raw numbers and these tables: {stem}.json, .md")

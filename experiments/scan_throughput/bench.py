@@ -8,8 +8,8 @@ Run from the project root:
 Every scan is the real command (`dnabert scan`, a fresh process each, bigWig + bedGraph out) on a
 prepared shard directory, so genome preparation (from scratch) is timed apart; peak memory is the process's maximum
 resident set (VmHWM of /proc/self/status as it ends). The model is `model=tiny`'s architecture as a 2-class
-classifier with seeded random weights (speed and memory do not depend on their values). E. coli K-12 (../shared/data) is scanned densely at the model's
-whole window and half-window stride (the defaults); the generated genomes (random A/C/G/T with N runs, the
+classifier with seeded random weights (speed and memory do not depend on their values). E. coli K-12
+(../shared/data) is scanned densely at the model's whole window and half-window stride (the defaults); the generated genomes (random A/C/G/T with N runs, the
 genome_shards benchmark's, in contigs of at most 100 Mbp) are scanned with a stride that keeps the number of
 windows the same at every size, so the memory column shows what grows with the genome and nothing else. Writes
 record/cpu.{md,json} (committed: the README's figures come from them).
@@ -29,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "genome_shards"))
 from bench import write_fasta  # noqa: E402  (the genome_shards benchmark's synthetic genome)
+
+from dnabert.provenance import checkout_relative  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ECOLI = ROOT.parent / "shared" / "data" / "ecoli_k12" / "ecoli_k12_mg1655.fa.gz"
@@ -132,7 +134,7 @@ def main() -> None:
     args.record.mkdir(parents=True, exist_ok=True)
     (args.record / "cpu.md").write_text(text)
     (args.record / "cpu.json").write_text(json.dumps({"started": started, "threads": threads, "rows": rows,
-                                                      "args": vars(args)}, indent=1, default=str))
+                                                      "args": checkout_relative(vars(args))}, indent=1, default=str))
 
 
 if __name__ == "__main__":

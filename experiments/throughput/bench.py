@@ -47,6 +47,7 @@ from dnabert.atomic import write_text_atomic  # noqa: E402
 from dnabert.config import composed as compose_config, register_resolvers  # noqa: E402
 from dnabert.data.masking import IGNORE_INDEX  # noqa: E402
 from dnabert.models.pretraining import MaskedKmerModule, attention_flops, training_flops  # noqa: E402
+from dnabert.provenance import checkout_relative  # noqa: E402
 from dnabert.training import data_and_module  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -405,7 +406,8 @@ def report(args, runners: list[Runner], rounds: list[dict], compile_seconds: dic
     args.record.mkdir(parents=True, exist_ok=True)
     stem = args.record / f"{args.device}-{args.model}"
     write_text_atomic(stem.with_suffix(".json"), json.dumps({
-        "args": vars(args), "device": device, "native_bf16": bf16, "started": started, "rounds": rounds,
+        "args": checkout_relative(vars(args)), "device": device, "native_bf16": bf16, "started": started,
+        "rounds": rounds,
         "compile_seconds": compile_seconds, "profile": profiled,
         "setups": {r.setup.name: r.setup.overrides for r in runners}}, indent=1, default=str))
     write_text_atomic(stem.with_suffix(".md"), text)
