@@ -14,6 +14,7 @@ from transformers.utils.logging import disable_progress_bar
 
 from dnabert.config import BENCHMARK_SUITES, cache_root
 from dnabert.errors import DnabertError, report_errors
+from dnabert.interpret import MOTIF_METHODS
 
 
 EXAMPLES = {
@@ -31,7 +32,8 @@ EXAMPLES = {
              "dnabert scan best.hf --genome ecoli.fa --region NC_000913.3:1-50,000 --out - > track.bedGraph"],
     "attention": ["dnabert attention best.hf --input positives.tsv --out attention/ --tracks 0,1,2"],
     "attribute": ["dnabert attribute best.hf --input positives.tsv --out attributions/ --target 1"],
-    "motifs": ["dnabert motifs best.hf --input dev.tsv --out motifs/"],
+    "motifs": ["dnabert motifs best.hf --input dev.tsv --out motifs/   # TF-MoDISco on integrated gradients",
+               "dnabert motifs best.hf --input dev.tsv --out motifs-attention/ --method attention --set min_sd=1.5"],
     "variants": ["dnabert variants best.hf --vcf calls.vcf.gz --genome hg38.fa.gz --out effects.tsv",
                  "dnabert variants best.hf --sequences seqs.tsv --saturation --out saturation.tsv"],
     "benchmark": ["dnabert benchmark gue model=dnabert6 --init pretrain/checkpoints/last.hf --out gue/"],
@@ -195,12 +197,13 @@ def _build_dataset(args: argparse.Namespace) -> None:
 
 
 def _scores_report(args: argparse.Namespace, model, names: list[str], sequences: list[str], batches, label: str,
-                   signed: bool) -> None:
-    """Shared tail of `attention` and `attribute`: stream the scores into args.out, then plot them."""
+                   signed: bool, more: Callable[[], list[Path]] = list) -> None:
+    """Shared tail of `attention` and `attribute`: stream the scores into args.out (then what `more` writes), plot
+    them."""
     from dnabert.interpret.report import plot_scores, sequence_indexes, write_scores
 
     tracks = sequence_indexes(args.tracks, "--tracks", len(names), default=3)
-    written = write_scores(args.out, model, names, sequences, batches, label)
+    written = write_scores(args.out, model, names, sequences, batches, label) + more()
     written += plot_scores(args.out, names, sequences, tracks, args.align_at, label, signed)
     print(f"{args.out}: {label} of {len(names)} sequences in {len(written)} files")
 
@@ -222,16 +225,23 @@ def _attention(args: argparse.Namespace) -> None:
 
 def _attribute(args: argparse.Namespace) -> None:
     from dnabert.data.labelled import read_sequences
-    from dnabert.interpret.attribution import attribution_batches
+    from dnabert.interpret.attribution import attribution_batches, modisco_inputs, save_modisco_inputs
     from dnabert.models.inference import load_classifier
 
     model = load_classifier(args.model, args.device)
     target, column = _output_column(model, args.target, "--target")
     names, sequences = read_sequences(args.input, min_length=model.config.k)
     _say_truncated([model], sequences, args.max_tokens, "attribute")
-    batches = attribution_batches(model, sequences, column, args.steps, args.batch_size, args.max_tokens,
-                                  not args.quiet)
-    _scores_report(args, model, names, sequences, batches, f"attribution to {target}", signed=True)
+    hypothetical: list = []
+
+    def batches():
+        for batch in attribution_batches(model, sequences, column, args.steps, args.batch_size, args.max_tokens,
+                                         not args.quiet):
+            hypothetical.extend(batch.hypothetical)
+            yield batch.contributions, batch.values
+
+    _scores_report(args, model, names, sequences, batches(), f"attribution to {target}", signed=True,
+                   more=lambda: save_modisco_inputs(args.out, *modisco_inputs(sequences, hypothetical)))
 
 
 def _score_options(command: argparse.ArgumentParser) -> None:
@@ -254,19 +264,22 @@ def _output_column(model, label: str | None, option: str) -> tuple[str, int]:
 
 def _motifs(args: argparse.Namespace) -> None:
     from dnabert.data.labelled_layouts import read_labelled
+    from dnabert.interpret.modisco import ModiscoConfig
     from dnabert.interpret.motif_outputs import run_motifs
     from dnabert.interpret.motifs import MotifConfig
     from dnabert.models.inference import load_classifier, output_names
 
-    config = MotifConfig().with_settings(args.set)
+    config = (ModiscoConfig() if args.method == "modisco" else MotifConfig()).with_settings(args.set)
     model = load_classifier(args.model, args.device)
     rows = read_labelled(args.input)
     _say_truncated([model], rows.sequences, args.max_tokens, "motifs")
-    positive = args.positive or output_names(model)[-1]
-    motifs, matches = run_motifs(model, rows, positive, args.out, config, args.jaspar, args.batch_size,
-                                 args.max_tokens, not args.quiet)
+    classes = output_names(model)
+    positive = args.positive or classes[-1]
+    target = classes.index(positive) if positive in classes else None
+    matrices, matches = run_motifs(model, rows, positive, target, args.out, args.method, config, args.jaspar,
+                                   args.batch_size, args.max_tokens, not args.quiet)
     known = sum(1 for m in matches if m.rank == 1 and m.qvalue < 0.01)
-    print(f"{args.out}: {len(motifs)} motifs, {known} matching JASPAR at q < 0.01")
+    print(f"{args.out}: {len(matrices)} motifs ({args.method}), {known} matching JASPAR at q < 0.01")
 
 
 def _variants(args: argparse.Namespace) -> None:
@@ -419,17 +432,23 @@ def build_parser() -> argparse.ArgumentParser:
                                _attention, "fine-tuned model", "output directory")
     attention.add_argument("--maps", help="0-based sequence numbers whose per-layer, per-head attention to save")
     _score_options(attention)
-    attribute = _model_command(commands, "attribute", "integrated-gradients attributions per nucleotide, with plots",
+    attribute = _model_command(commands, "attribute", "integrated-gradients contributions per nucleotide (and the "
+                               "hypothetical contributions TF-MoDISco reads), with plots",
                                _attribute, "fine-tuned model", "output directory")
     attribute.add_argument("--target", help="class (or output) to explain (default: the last class)")
     attribute.add_argument("--steps", type=_at_least(2), default=50, help="integration steps")
     _score_options(attribute)
-    motifs = _model_command(commands, "motifs", "DNABERT-viz motifs from attention, matched to JASPAR with TOMTOM",
-                            _motifs, "fine-tuned model", "output directory")
+    motifs = _model_command(commands, "motifs", "motifs the model learnt (TF-MoDISco on integrated gradients, or "
+                            "DNABERT-viz on attention), matched to JASPAR with TOMTOM", _motifs, "fine-tuned model",
+                            "output directory")
+    motifs.add_argument("--method", choices=MOTIF_METHODS, default=MOTIF_METHODS[0],
+                        help="modisco: TF-MoDISco on hypothetical contributions to the positive class; attention: "
+                             "DNABERT-viz (high-attention regions enriched against the other rows)")
     motifs.add_argument("--positive", help="label of the positive rows (default: the model's last class)")
     motifs.add_argument("--jaspar", type=Path, help="MEME file of known motifs (default: JASPAR 2024 CORE vertebrates)")
     motifs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="motif parameter (window_size, min_len, min_factor, pval_cutoff, min_n_motif, ...)")
+                        help="parameter of the method (modisco: steps, sliding_window_size, flank_size, ...; "
+                             "attention: window_size, min_len, rule, min_sd, pval_cutoff, min_n_motif, ...)")
     variants = _model_command(commands, "variants", "effects of variants: P(ref), P(alt), diff, log-odds ratio",
                               _variants, "fine-tuned model", "TSV report (plus <out>_top.png/.svg)", sequences=False)
     variants.add_argument("--vcf", type=Path, help="VCF or VCF.gz (with --genome)")
@@ -486,7 +505,7 @@ def _run(args: argparse.Namespace) -> None:
         with precision, _standard_input(args):
             args.run(args)
     except ModuleNotFoundError as error:  # the interpretation commands' plotting/motif packages are an extra
-        if (error.name or "").split(".")[0] not in _extra_packages("interp"):
+        if _import_name((error.name or "").split(".")[0]) not in _extra_packages("interp"):
             raise
         raise DnabertError(f"`dnabert {args.command}` needs the package {error.name!r}: "
                            "pip install 'dnabert[interp]' (or -e '.[interp]' in a checkout)") from None
@@ -509,14 +528,19 @@ def _standard_input(args: argparse.Namespace):
 
 
 def _extra_packages(extra: str) -> set[str]:
-    """The distributions an extra of the installed dnabert adds (their import names are the same)."""
+    """The distributions an extra of the installed dnabert adds, as import names (`modisco-lite`: modiscolite)."""
     from importlib.metadata import PackageNotFoundError, requires
 
     try:
         requirements = requires("dnabert") or []
     except PackageNotFoundError:  # run from a checkout that was never installed
         return set()
-    return {re.split(r"[<>=!~;\[ ]", line)[0].lower() for line in requirements if f'extra == "{extra}"' in line}
+    return {_import_name(re.split(r"[<>=!~;\[ ]", line)[0]) for line in requirements if f'extra == "{extra}"' in line}
+
+
+def _import_name(name: str) -> str:
+    """A distribution or module name compared case- and separator-blind (modisco-lite ~ modiscolite, pyBigWig)."""
+    return re.sub(r"[-_.]", "", name).lower()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -290,9 +290,11 @@ def repeated_test_rows(data: dict) -> dict[str, int]:
     return {"test_rows": len(test), "also_in_train": sum(sequence in seen for sequence in test)}
 
 
-def cell(values: list[float]) -> str:
-    """mean ± sd (sample) of a metric over runs; the value alone for one run."""
-    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+def cell(values: list[float], digits: int = 4) -> str:
+    """mean ± sd (sample) of a metric over runs, `digits` decimals; the value alone for one run."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
 def best_single_run(study: Study, runs: list[dict], chosen: str) -> dict | None:

@@ -12,14 +12,15 @@ from transformers import BertConfig, BertForSequenceClassification
 from dnabert.cli import main
 from dnabert.interpret.attention import nucleotide_attention
 from dnabert.errors import DnabertError
-from dnabert.interpret.attribution import attribution_batches, pad_baseline, token_attributions
+from dnabert.interpret.attribution import (KmerSums, attribution_batches, hypothetical_contributions, kmer_token_ids,
+                                         model_head, one_hot, path_gradients)
 from dnabert.interpret.nucleotides import nucleotide_rows, spread_to_nucleotides
 from dnabert.interpret.report import Interval, genomic_intervals, write_scores
 from dnabert.models.checkpoints import save_hf_directory
 from dnabert.models.inference import load_classifier, predict
 from dnabert.models.inputs import encode_batch
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
-from dnabert.tokenization import batch_kmer_ids, vocab_size
+from dnabert.tokenization import batch_kmer_ids, kmer_vocab, vocab_size
 from tests.conftest import data_file
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
@@ -176,22 +177,93 @@ def peaks(tmp_path_factory):
     return path
 
 
-def test_integrated_gradients_are_complete(peaks):
+def test_integrated_gradients_on_a_hand_worked_two_base_product():
+    # k = 2, one hidden unit, the table 1 at "AC" and 0 elsewhere, the head the sum: f(x) = x[0, A] * x[1, C] at
+    # "AC". Along the line from 0.25 everywhere, x[0, A] = x[1, C] = 0.25 + 0.75 a, so df/dx[0, A] = 0.25 + 0.75 a,
+    # whose midpoint average is 0.625 for any number of steps; the other bases: 0
+    table = torch.zeros(16, 1)
+    table[0 * 4 + 1] = 1.0  # "AC" in ACGT base-4 order
+    gradients = path_gradients(lambda kmers: kmers.sum(1), torch.tensor([[0, 1]]), torch.tensor([1]),
+                               KmerSums.of(table, 2), torch.zeros(1), target=0, steps=7)
+    torch.testing.assert_close(gradients, torch.tensor([[[0.625, 0, 0, 0], [0, 0.625, 0, 0]]]))
+    hypothetical = hypothetical_contributions(gradients)
+    torch.testing.assert_close(hypothetical[0, 0], torch.tensor([0.46875, -0.15625, -0.15625, -0.15625]))
+    contributions = (hypothetical * torch.eye(4)[[0, 1]]).sum(-1)
+    torch.testing.assert_close(contributions, torch.tensor([[0.46875, 0.46875]]))  # both positive: f rises with each
+    assert contributions.sum().item() == pytest.approx(1 - 0.25 * 0.25)  # completeness: f(x) - f(baseline)
+
+
+def test_integrated_gradients_of_a_linear_score_are_its_centred_weights_with_their_sign():
+    # k = 1: f(x) = sum over positions of x[p] . w, w = (A 2, C -1, G 0, T 3); "TAN": the N is [UNK] (0), constant
+    table = torch.tensor([[2.0], [-1.0], [0.0], [3.0]])
+    codes = torch.tensor([[3, 0, -1]])
+    gradients = path_gradients(lambda kmers: kmers.sum(1), codes, torch.tensor([3]), KmerSums.of(table, 1),
+                               torch.zeros(1), target=0, steps=3)
+    torch.testing.assert_close(gradients[0], torch.tensor([[2.0, -1.0, 0.0, 3.0]] * 2 + [[0.0] * 4]))
+    x = torch.tensor([[0.0, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 0]])
+    contributions = (hypothetical_contributions(gradients)[0] * x).sum(-1)
+    torch.testing.assert_close(contributions, torch.tensor([3.0 - 1.0, 2.0 - 1.0, 0.0]))  # w - mean(w), signed
+    assert contributions.sum().item() == pytest.approx((3.0 + 2.0) - 2 * 0.25 * 4.0)  # f(x) - f(baseline)
+
+
+def soft_kmer_logits(model, x: torch.Tensor, n_kmers: torch.Tensor) -> torch.Tensor:
+    """The definition the fast path must equal: the model's logits on (B, L, 4) base weights, each k-mer embedded
+    as the sum over all 4^k k-mers of the product of their bases' weights times their embedding ([UNK] the rest)."""
+    k = model.config.k
+    embeddings = model.get_input_embeddings().weight
+    kmers = x.shape[1] - k + 1
+    weights = x[:, :kmers]
+    for j in range(1, k):
+        weights = (weights.unsqueeze(-1) * x[:, j : j + kmers].unsqueeze(-2)).flatten(-2)
+    soft = weights @ embeddings[kmer_token_ids(k)] + (1 - weights.sum(-1, keepdim=True)) * embeddings[1]
+    return model_head(model, n_kmers)(soft)
+
+
+def test_fast_path_equals_the_soft_kmer_embedding_and_attributions_are_complete():
     # random weights drawn wide (std 0.3, not 0.02) so the logits move far between baseline and input
     torch.manual_seed(0)
-    model = BertForSequenceClassification._from_config(tiny_config(6, initializer_range=0.3),
+    model = BertForSequenceClassification._from_config(tiny_config(4, initializer_range=0.3),
                                                        attn_implementation="sdpa").eval()
-    sequences = [line.split("\t")[1] for line in peaks.read_text().splitlines()[1:5]]
+    tokenizer_ids = {token: i for i, token in enumerate(kmer_vocab(4))}
+    order = kmer_token_ids(4).tolist()
+    assert order[0] == tokenizer_ids["AAAA"] and order[0b00011011] == tokenizer_ids["ACGT"]
+    sequences = random_sequences([40, 31, 52], seed=3)
+    sequences[1] = sequences[1][:9] + "N" + sequences[1][10:]  # k-mers with an N are [UNK]
     _, inputs = encode_batch(model, sequences, 512)
-    attributions = token_attributions(model, inputs, target=1, steps=50)
     with torch.no_grad():
-        real = model(**inputs).logits[:, 1]
-        baseline = model(input_ids=pad_baseline(inputs["input_ids"]),
-                         attention_mask=inputs["attention_mask"]).logits[:, 1]
-    difference = real - baseline
+        logits = model(**inputs).logits
+    batch = next(attribution_batches(model, sequences, target=1, steps=64, progress=False))
+    np.testing.assert_allclose(batch.values, torch.softmax(logits, -1).numpy(), atol=1e-6)  # the real inputs
+    x = torch.zeros(3, 52, 4)
+    for row, sequence in enumerate(sequences):
+        x[row, : len(sequence)] = torch.from_numpy(one_hot(sequence))
+    n_kmers = torch.tensor([len(s) - 3 for s in sequences])
+    with torch.no_grad():
+        torch.testing.assert_close(soft_kmer_logits(model, x, n_kmers), logits, atol=1e-5, rtol=1e-5)
+        baseline = 0.25 * x.sum(-1, keepdim=True).expand_as(x)
+        difference = logits[:, 1] - soft_kmer_logits(model, baseline, n_kmers)[:, 1]
+    reference = torch.zeros_like(x)  # autograd through the definition, same midpoints
+    for step in range(64):
+        point = (baseline + (step + 0.5) / 64 * (x - baseline)).requires_grad_(True)
+        reference += torch.autograd.grad(soft_kmer_logits(model, point, n_kmers)[:, 1].sum(), point)[0] / 64
+    reference = hypothetical_contributions(reference)
+    for row, sequence in enumerate(sequences):
+        known = [i for i in range(len(sequence)) if all(sequence[j] != "N" for j in range(max(0, i - 3), i + 4)
+                                                        if j < len(sequence))]  # k-mers with the N: [UNK], constant
+        np.testing.assert_allclose(batch.hypothetical[row][known], reference[row, known].numpy(), atol=2e-5)
     assert (difference.abs() > 0.05).all()
-    np.testing.assert_allclose(attributions.sum(1), difference, rtol=0.05)
-    assert (attributions[:, 0] == 0).all()  # [CLS] is the same in input and baseline
+    np.testing.assert_allclose([c.sum() for c in batch.contributions], difference, rtol=0.02, atol=0.01)
+    assert [h.shape for h in batch.hypothetical] == [(40, 4), (31, 4), (52, 4)]
+    assert all(np.allclose(h.sum(1), 0, atol=1e-6) for h in batch.hypothetical)
+    assert batch.contributions[1][9] == 0 and not batch.hypothetical[1][9].any()  # the N
+
+
+def test_attribution_stops_where_the_model_stops_reading():
+    model = BertForSequenceClassification._from_config(tiny_config(6, max_positions=16)).eval()
+    batch = next(attribution_batches(model, random_sequences([30]), target=0, steps=2, progress=False))
+    reach = 16 - 2 + 6 - 1  # 14 k-mers of 6
+    assert batch.hypothetical[0].shape == (reach, 4)
+    assert not np.isnan(batch.contributions[0][:reach]).any() and np.isnan(batch.contributions[0][reach:]).all()
 
 
 def test_attention_and_attribute_commands_write_scores_bedgraph_and_plots(classifier, peaks, tmp_path):
@@ -230,6 +302,10 @@ def test_attention_and_attribute_commands_write_scores_bedgraph_and_plots(classi
         "summary.png", "track_0.png", "track_1.png", "track_2.png", "attention_maps_0.png", "attention_maps_11.png"}
     assert np.load(tmp_path / "att" / "attention_maps" / "11.npy").shape == (2, 4, 87, 87)  # 90 nt: 85 k-mers + 2
     assert {p.name for p in (tmp_path / "ig" / "plots").glob("*.svg")} == {"summary.svg", "track_2.svg"}
+    one_hot_inputs, hypothetical = np.load(tmp_path / "ig" / "one_hot.npy"), np.load(tmp_path / "ig" / "hypothetical.npy")
+    assert one_hot_inputs.shape == hypothetical.shape == (12, 4, 200)  # modisco's layout: N x ACGT x L
+    contributions = np.load(tmp_path / "ig" / "nucleotide_scores.npy")
+    np.testing.assert_allclose((one_hot_inputs * hypothetical).sum(1), np.nan_to_num(contributions), atol=1e-6)
 
 
 @pytest.mark.parametrize("option, message", [(["--maps", "12"], "--maps 12: the input has 12 sequences"),

@@ -456,7 +456,7 @@ def test_only_errors_meant_for_the_user_become_one_line(capsys):
         report_errors(lambda: (_ for _ in ()).throw(bug))
 
 
-@pytest.mark.parametrize("package,user_line", [("captum", True), ("not_an_extra", False)])
+@pytest.mark.parametrize("package,user_line", [("modiscolite", True), ("logomaker", True), ("not_an_extra", False)])
 def test_a_missing_package_names_the_interp_extra_only_when_it_is_one_of_its(monkeypatch, package, user_line):
     from dnabert import cli
     from dnabert.errors import DnabertError

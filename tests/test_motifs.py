@@ -44,13 +44,29 @@ def test_benjamini_hochberg_hand_values():
     assert false_discovery_control([0.01, 0.04, 0.03, 0.005], method="bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
 
 
-def test_high_attention_regions_are_runs_above_mean_and_ten_times_min():
+def test_dnabert_rule_keeps_runs_above_mean_and_ten_times_min():
     scores = np.array([0.1, 0.1, 5, 5, 5, 5, 5, 0.1, 5, 5, 0.1, 0.1, 4, 4, 4, 4, 4, 4])
-    assert high_attention_regions(scores, min_len=5) == [(2, 7), (12, 18)]
-    assert high_attention_regions(scores, min_len=2) == [(2, 7), (8, 10), (12, 18)]
-    assert high_attention_regions(np.where(scores > 1, 0.5, 0.1), min_len=2) == []  # 0.5 is not > 10 x 0.1
+    dnabert = MotifConfig(rule="dnabert")
+    assert high_attention_regions(scores, dnabert) == [(2, 7), (12, 18)]
+    assert high_attention_regions(scores, MotifConfig(rule="dnabert", min_len=2)) == [(2, 7), (8, 10), (12, 18)]
+    flat = np.where(scores > 1, 0.5, 0.1)
+    assert high_attention_regions(flat, MotifConfig(rule="dnabert", min_len=2)) == []  # 0.5 is not > 10 x 0.1
     with_nan = np.concatenate([scores, [np.nan] * 4])
-    assert high_attention_regions(with_nan, min_len=5) == [(2, 7), (12, 18)]
+    assert high_attention_regions(with_nan, dnabert) == [(2, 7), (12, 18)]
+
+
+def test_relative_rule_is_the_same_for_any_scale_and_offset_of_a_sequence_scores():
+    # mean 1.7, sd 2.13 (population): mean + 1 sd = 3.83, so 4 and 5 pass and 3 does not; mean + 2 sd = 5.96
+    scores = np.array([0, 0, 5, 5, 5, 5, 5, 0, 3, 3, 0, 0, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    assert np.mean(scores) + np.std(scores) == pytest.approx(3.8315, abs=1e-4)
+    relative = MotifConfig()
+    assert relative.rule == "relative" and high_attention_regions(scores, relative) == [(2, 7), (12, 17)]
+    for flattened in (0.1 * scores + 10, 3 * scores + 0.5):  # nearly flat attention keeps the same runs
+        assert high_attention_regions(flattened, relative) == [(2, 7), (12, 17)]
+    assert high_attention_regions(0.1 * scores + 10, MotifConfig(rule="dnabert")) == []  # no score > 10 x min
+    assert high_attention_regions(scores, MotifConfig(min_sd=2.0)) == []
+    with pytest.raises(DnabertError, match="rule=max: use one of"):
+        MotifConfig().with_settings(["rule=max"])
 
 
 def test_merging_shortest_first_reexpresses_instances_in_the_key_frame():
@@ -113,10 +129,10 @@ def test_bundled_jaspar_equals_the_meme_file_and_tomtom_finds_strands():
     assert all(m.qvalue < 1e-20 for m in matches[::2])
 
 
-def test_dnabert_motifs_recovers_the_planted_ctcf_site(planted_model, tmp_path):
+def test_dnabert_motifs_attention_recovers_the_planted_ctcf_site(planted_model, tmp_path):
     out = tmp_path / "motifs"
     result = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(planted_model["data"]), "--out",
-                          str(out), "--quiet", "--set", "min_n_motif=5"], ROOT)
+                          str(out), "--quiet", "--method", "attention", "--set", "min_n_motif=5"], ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     matches = list(csv.DictReader(open(out / "jaspar_matches.tsv"), delimiter="\t"))
     ctcf = [m for m in matches if m["jaspar_name"] == "CTCF" and m["rank"] == "1" and float(m["q_value"]) < 0.01]
@@ -124,9 +140,45 @@ def test_dnabert_motifs_recovers_the_planted_ctcf_site(planted_model, tmp_path):
     discovered = {m.identifier: m for m in read_meme(out / "motifs.meme")}
     assert ctcf[0]["motif"] in discovered and discovered[ctcf[0]["motif"]].probabilities.shape == (4, 24)
     instances = list(csv.DictReader(open(out / "instances.tsv"), delimiter="\t"))
-    assert all(len(row["window"]) == 24 for row in instances)
+    assert all(len(row["window"]) == 24 and row["strand"] == "+" for row in instances)
     assert (out / "logos" / f"{ctcf[0]['motif']}.png").stat().st_size > 0
     assert (out / "logos" / f"{ctcf[0]['motif']}.svg").stat().st_size > 0
+
+
+def test_dnabert_motifs_modisco_recovers_the_planted_ctcf_site(planted_model, tmp_path):
+    out = tmp_path / "motifs"
+    result = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(planted_model["data"]), "--out",
+                          str(out), "--quiet", "--set", "steps=16"], ROOT)  # modisco: the default method
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(modisco)" in result.stdout
+    matches = list(csv.DictReader(open(out / "jaspar_matches.tsv"), delimiter="\t"))
+    best = [m for m in matches if m["rank"] == "1" and float(m["q_value"]) < 0.01]
+    assert best and best[0]["motif"] == "pos_pattern_0" and best[0]["jaspar_name"] == "CTCF", matches
+    discovered = {m.identifier: m for m in read_meme(out / "motifs.meme")}
+    width = discovered["pos_pattern_0"].probabilities.shape[1]
+    assert 8 <= width <= 30
+    site, rows = planted_model["site"], list(csv.DictReader(open(planted_model["data"]), delimiter="\t"))
+    positives = [r for r in rows if r["label"] == "1"]
+    instances = [r for r in csv.DictReader(open(out / "instances.tsv"), delimiter="\t") if r["motif"] == "pos_pattern_0"]
+    assert len(instances) >= 20  # ModiscoConfig.final_min_cluster_size
+    overlapping = 0
+    for row in instances:  # seqlets sit on the planted sites, on the strand the site was written
+        truth = positives[int(row["sequence_index"])]
+        start, end = int(row["start"]), int(row["end"])
+        assert row["window"] == truth["sequence"][start:end] and 0 < end - start <= width
+        planted = int(truth["start"]), int(truth["start"]) + len(site)
+        if min(end, planted[1]) - max(start, planted[0]) >= width // 2:
+            overlapping += 1
+            assert row["strand"] == truth["strand"]
+    assert overlapping >= 0.9 * len(instances)
+    one_hot, hypothetical = np.load(out / "one_hot.npy"), np.load(out / "hypothetical.npy")
+    assert one_hot.shape == hypothetical.shape == (len(positives), 4, 80)
+    assert (one_hot.sum(1) == 1).all() and np.allclose(hypothetical.sum(1), 0, atol=1e-5)
+    import h5py
+
+    with h5py.File(out / "modisco.h5") as results:
+        assert "pattern_0" in results["pos_patterns"] and results.attrs["dnabert_padding"] == 25
+    assert (out / "logos" / "pos_pattern_0.png").stat().st_size > 0
 
 
 def test_dnabert_motifs_reports_bad_settings_and_labels(planted_model, tmp_path):
@@ -135,3 +187,36 @@ def test_dnabert_motifs_reports_bad_settings_and_labels(planted_model, tmp_path)
     with pytest.raises(DnabertError, match="--set windowsize=3: write KEY=VALUE with KEY one of .*window_size"):
         args.run(args)
     assert_user_error(dnabert_cli([*common, "--positive", "yes"], ROOT), "--positive yes", "labels found: ['0', '1']")
+    with pytest.raises(DnabertError, match="--set min_sd=1: write KEY=VALUE with KEY one of .*steps"):
+        args = build_parser().parse_args([*common, "--set", "min_sd=1"])  # an attention setting, modisco's run
+        args.run(args)
+
+
+def test_motifs_modisco_bad_input_is_one_line_and_writes_nothing(planted_model, tmp_path, monkeypatch):
+    import sys
+
+    from dnabert.models.checkpoints import save_hf_directory
+    from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
+    from tests.test_interpret_attention import tiny_config
+
+    out = tmp_path / "motifs"
+    rows = planted_model["data"].read_text().splitlines()
+    negatives = tmp_path / "negatives.tsv"
+    negatives.write_text("\n".join([rows[0], *(r for r in rows[1:] if r.split("\t")[1] == "0")]) + "\n")
+    no_positives = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(negatives), "--out", str(out)],
+                               ROOT)
+    assert no_positives.returncode == 2
+    assert_user_error(no_positives, "--positive 1 must split the rows into two groups", "labels found: ['0']")
+    long_model, config = tmp_path / "long.hf", tiny_config(6, 64, DNABertLongConfig)
+    config.id2label, config.label2id = {0: "0", 1: "1"}, {"0": 0, "1": 1}  # the planted set's labels
+    save_hf_directory(BertForLongSequenceClassification(config), long_model)
+    chunked = dnabert_cli(["motifs", str(long_model), "--input", str(planted_model["data"]), "--out", str(out),
+                           "--quiet"], ROOT)
+    assert chunked.returncode == 2
+    assert_user_error(chunked, "long-sequence (chunked) models are not supported", "--method attention")
+    monkeypatch.setitem(sys.modules, "modiscolite", None)  # as if modisco-lite were not installed
+    missing = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(planted_model["data"]), "--out",
+                           str(out), "--quiet"], ROOT)
+    assert missing.returncode == 2
+    assert_user_error(missing, "needs the package 'modiscolite'", "pip install 'dnabert[interp]'")
+    assert not out.exists() and not list(tmp_path.glob(".motifs*"))

@@ -31,15 +31,20 @@ def sample_site(probabilities: np.ndarray, rng: np.random.Generator) -> str:
     return "".join("ACGT"[min(int(d), 3)] for d in draws)
 
 
-def background_windows(shards: GenomeShards, count: int, length: int, rng: np.random.Generator) -> list[str]:
-    """`count` random windows of `length` nt without N, drawn from contigs in proportion to their length."""
-    usable = np.maximum(shards.lengths - length, 0)
+def background_windows(shards: GenomeShards, count: int, length: int, rng: np.random.Generator,
+                       part: tuple[float, float] = (0.0, 1.0)) -> list[str]:
+    """`count` random windows of `length` nt without N, drawn from contigs in proportion to their length, inside
+    the `part` (fractions from, to) of every contig: disjoint parts give splits that share no background."""
+    first = (shards.lengths * part[0]).astype(np.int64)
+    spans = (shards.lengths * part[1]).astype(np.int64) - first
+    usable = np.maximum(spans - length, 0)
     if not usable.any():
-        raise DnabertError(f"{shards.directory}: no contig is longer than {length} nt")
+        raise DnabertError(f"{shards.directory}: no contig has {length} nt in its part {part[0]:g}-{part[1]:g}")
     windows: list[str] = []
-    starts = random_starts(shards.lengths, usable, length, rng)
+    starts = random_starts(spans, usable, length, rng)
     while len(windows) < count:
         contig, start = next(starts)
+        start += int(first[contig])
         codes = shards.fetch(contig, start, start + length)
         if not (codes == AMBIGUOUS).any():
             windows.append(codes_to_text(codes))
@@ -55,10 +60,11 @@ def plant(background: str, site: str, rng: np.random.Generator, margin: int = 0)
 
 
 def planted_rows(shards: GenomeShards, matrices: dict[str, np.ndarray], per_motif: int, negatives: int,
-                 length: int, seed: int, margin: int = 0) -> list[PlantedRow]:
-    """`per_motif` positives per matrix (one sampled site each) and `negatives` plain windows, shuffled."""
+                 length: int, seed: int, margin: int = 0, part: tuple[float, float] = (0.0, 1.0)) -> list[PlantedRow]:
+    """`per_motif` positives per matrix (one sampled site each) and `negatives` plain windows (from `part` of
+    every contig), shuffled."""
     rng = np.random.default_rng(seed)
-    windows = background_windows(shards, per_motif * len(matrices) + negatives, length, rng)
+    windows = background_windows(shards, per_motif * len(matrices) + negatives, length, rng, part)
     rows = [PlantedRow(window, 0) for window in windows[:negatives]]
     remaining = iter(windows[negatives:])
     for name, probabilities in matrices.items():

@@ -22,25 +22,13 @@ MAX_CODED_LENGTH = 31
 
 
 @dataclass
-class MotifConfig:
-    """Every parameter of motif discovery (`--set key=value`); defaults are DNABERT's `find_motifs.py`."""
+class Settings:
+    """Parameters of one discovery method, set from `--set key=value` strings."""
 
-    window_size: int = 24
-    """Width of each instance window (and of the matrices) in nt."""
-    min_len: int = 5
-    """Shortest high-attention run kept as a candidate."""
-    min_factor: float = 10.0
-    """A position is high when its score is above the sequence mean and above min_factor x the sequence minimum."""
-    pval_cutoff: float = 0.005
-    """Candidates are kept when their Benjamini-Hochberg adjusted hypergeometric p-value is below this."""
-    min_n_motif: int = 3
-    """Merged motifs with fewer instance windows are dropped."""
-    align_all_ties: bool = True
-    """A candidate joins every key tied for the best alignment score (else only the first)."""
     tomtom_top: int = 5
     """JASPAR matches written per motif (best first)."""
 
-    def with_settings(self, settings: list[str]) -> MotifConfig:
+    def with_settings(self, settings: list[str]) -> Settings:
         """A copy with `key=value` strings applied (values converted to each field's type)."""
         types = {f.name: type(getattr(self, f.name)) for f in dataclasses.fields(self)}
         changes = {}
@@ -53,6 +41,33 @@ class MotifConfig:
             except ValueError:
                 raise DnabertError(f"--set {setting}: {value!r} is not a {types[key].__name__}") from None
         return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class MotifConfig(Settings):
+    """DNABERT-viz on attention (`--method attention`); defaults are DNABERT's `find_motifs.py` but for `rule`."""
+
+    window_size: int = 24
+    """Width of each instance window (and of the matrices) in nt."""
+    min_len: int = 5
+    """Shortest high-attention run kept as a candidate."""
+    rule: str = "relative"
+    """Which positions are high: `relative` (score > mean + min_sd x sd of the sequence's scores) or `dnabert`
+    (score > mean and > min_factor x the sequence's minimum, DNABERT's rule)."""
+    min_sd: float = 1.0
+    """`relative` rule: standard deviations above the sequence's mean score."""
+    min_factor: float = 10.0
+    """`dnabert` rule: multiple of the sequence's minimum score."""
+    pval_cutoff: float = 0.005
+    """Candidates are kept when their Benjamini-Hochberg adjusted hypergeometric p-value is below this."""
+    min_n_motif: int = 3
+    """Merged motifs with fewer instance windows are dropped."""
+    align_all_ties: bool = True
+    """A candidate joins every key tied for the best alignment score (else only the first)."""
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise DnabertError(f"--set rule={self.rule}: use one of {list(RULES)}")
 
 
 def _convert(value: str, kind: type) -> int | float | bool:
@@ -84,16 +99,26 @@ class Motif:
         return counts / np.maximum(counts.sum(0, keepdims=True), 1)
 
 
-def high_attention_regions(scores: np.ndarray, min_len: int, min_factor: float = 10.0) -> list[tuple[int, int]]:
-    """Half-open runs of length >= min_len where score > mean(score) and score > min_factor * min(score)
-    (over the scored nucleotides)."""
+def high_positions(scores: np.ndarray, config: MotifConfig) -> np.ndarray:
+    """Which positions of one sequence's scores are high under `config.rule` (NaN, unscored, never is)."""
+    if config.rule == "relative":
+        return scores > np.nanmean(scores) + config.min_sd * np.nanstd(scores)
+    return (scores > np.nanmean(scores)) & (scores > config.min_factor * np.nanmin(scores))
+
+
+RULES = ("relative", "dnabert")
+"""`MotifConfig.rule` values."""
+
+
+def high_attention_regions(scores: np.ndarray, config: MotifConfig) -> list[tuple[int, int]]:
+    """Half-open runs of length >= config.min_len of high positions (`high_positions`) over the scored nucleotides."""
     scores = np.asarray(scores, dtype=np.float64)
     if np.isnan(scores).all():
         return []
-    high = (scores > np.nanmean(scores)) & (scores > min_factor * np.nanmin(scores))  # NaN (unscored) is never high
+    high = high_positions(scores, config)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], high.astype(np.int8), [0]])))
     starts, ends = edges[0::2], edges[1::2]
-    keep = ends - starts >= min_len
+    keep = ends - starts >= config.min_len
     return list(zip(starts[keep].tolist(), ends[keep].tolist()))
 
 
@@ -101,7 +126,7 @@ def candidate_motifs(sequences: list[str], scores: list[np.ndarray], config: Mot
     """Substrings of the high-attention regions of each (positive) sequence, pooled by identical string."""
     candidates: dict[str, list[tuple[int, int, int]]] = {}
     for index, (sequence, score) in enumerate(zip(sequences, scores)):
-        for start, end in high_attention_regions(score[: len(sequence)], config.min_len, config.min_factor):
+        for start, end in high_attention_regions(score[: len(sequence)], config):
             candidates.setdefault(sequence[start:end], []).append((index, start, end))
     return candidates
 

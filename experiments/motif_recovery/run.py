@@ -1,7 +1,9 @@
-"""Planted-motif recovery: plant JASPAR motifs into real background, fine-tune, run `dnabert motifs`, count the
-planted matrices that TOMTOM finds among the discovered motifs.
+"""Planted-motif recovery: plant JASPAR motifs into real backgrounds, fine-tune one classifier per background and
+seed, run `dnabert motifs` with every method on its held-out split, count the planted matrices TOMTOM finds.
 
     .venv/bin/python experiments/motif_recovery/run.py [experiments/motif_recovery/config.yaml] [key=value ...]
+
+Every stage is skipped when its output exists, so an interrupted run picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from dnabert.atomic import write_json_atomic, write_text_atomic
 from dnabert.data.planted import planted_lines, planted_rows
 from dnabert.genome.shards import open_genome
-from dnabert.interpret.jaspar import read_meme
+from dnabert.interpret.jaspar import Matrix, read_meme
+from dnabert.study import cell
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,18 +34,25 @@ def load_config(argv: list[str]):
     return OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist([a for a in argv if "=" in a]))
 
 
-def make_data(cfg, out: Path) -> dict[str, str]:
-    """train.tsv and test.tsv with the configured motifs planted; returns matrix id -> TF name."""
+def planted_matrices(cfg) -> dict[str, Matrix]:
+    """The configured JASPAR matrices by id."""
     known = {m.identifier: m for m in read_meme(Path(cfg.jaspar))}
     missing = [identifier for identifier in cfg.motifs if identifier not in known]
     if missing:
         sys.exit(f"{cfg.jaspar}: no matrices {missing}")
-    matrices = {identifier: known[identifier].probabilities for identifier in cfg.motifs}
-    shards = open_genome(Path(cfg.background), out / "cache", progress=False)
+    return {identifier: known[identifier] for identifier in cfg.motifs}
+
+
+def make_data(cfg, fasta: str, seed: int, out: Path, matrices: dict[str, Matrix]) -> None:
+    """train.tsv and test.tsv with the motifs planted, their backgrounds from disjoint parts of every contig."""
+    if (out / "test.tsv").exists():
+        return
+    shards = open_genome(Path(fasta), Path(cfg.output_dir) / "cache", progress=False)
+    parts = {"train": (0.0, 1.0 - cfg.test_part), "test": (1.0 - cfg.test_part, 1.0)}
     for offset, split in enumerate(("train", "test")):
-        rows = planted_rows(shards, matrices, cfg[split].per_motif, cfg[split].negatives, cfg.length, cfg.seed + offset)
+        rows = planted_rows(shards, {i: m.probabilities for i, m in matrices.items()}, cfg[split].per_motif,
+                            cfg[split].negatives, cfg.length, 1000 * seed + offset, part=parts[split])
         write_text_atomic(out / f"{split}.tsv", "\n".join(planted_lines(rows)) + "\n")
-    return {identifier: known[identifier].name for identifier in cfg.motifs}
 
 
 def run(args: list[str]) -> None:
@@ -49,52 +60,114 @@ def run(args: list[str]) -> None:
     subprocess.run(args, check=True)
 
 
-def recovery(matches_file: Path, names: dict[str, str], cutoff: float) -> list[dict]:
-    """Per planted matrix: among discovered motifs whose best TOMTOM match (rank 1) is that matrix or another JASPAR
-    matrix of the same TF, the one with the lowest q, and whether q < cutoff."""
-    matches = [m for m in csv.DictReader(open(matches_file), delimiter="\t") if m["rank"] == "1"]
+def train(cfg, seed: int, out: Path) -> dict:
+    """Fine-tune on train.tsv (validation held out of it), score test.tsv once; the test metrics."""
+    metrics = out / "model" / "test_metrics.json"
+    if not metrics.exists():
+        run([sys.executable, "train.py", *cfg.train_overrides, f"data.train={out / 'train.tsv'}",
+             f"data.test={out / 'test.tsv'}", f"seed={seed}", f"paths.output_dir={out / 'model'}",
+             f"hydra.run.dir={out / 'hydra'}", f"paths.cache_dir={Path(cfg.output_dir) / 'cache'}",
+             "callbacks.progress_bar=null"])
+    return json.loads(metrics.read_text())
+
+
+def discover(cfg, out: Path, method: str) -> Path:
+    """`dnabert motifs --method` on the test split; its TOMTOM table."""
+    motifs = out / f"motifs-{method}"
+    if not (motifs / "jaspar_matches.tsv").exists():
+        run([sys.executable, "-m", "dnabert.cli", "motifs", str(out / "model" / "checkpoints" / "best.hf"),
+             "--input", str(out / "test.tsv"), "--out", str(motifs), "--method", method, "--jaspar", cfg.jaspar,
+             "--quiet"])
+    return motifs / "jaspar_matches.tsv"
+
+
+def recovery(matches_file: Path, matrices: dict[str, Matrix], cutoff: float) -> list[dict]:
+    """Per planted matrix: the discovered motif matching it best (that matrix or another JASPAR matrix of the same
+    TF, at q < cutoff) as rank 1 (`recovered`) and as rank <= 3 (`recovered_top3`)."""
+    matches = [m for m in csv.DictReader(open(matches_file), delimiter="\t") if float(m["q_value"]) < cutoff]
     rows = []
-    for identifier, name in names.items():
-        hits = sorted((m for m in matches if m["jaspar_id"] == identifier or m["jaspar_name"].upper() == name.upper()),
-                      key=lambda m: float(m["q_value"]))
-        best = hits[0] if hits else None
-        rows.append({"jaspar_id": identifier, "tf": name, "motif": best["motif"] if best else "",
-                     "matched": best["jaspar_id"] if best else "",
-                     "q_value": float(best["q_value"]) if best else None,
-                     "motifs_matching": len({m["motif"] for m in hits if float(m["q_value"]) < cutoff}),
-                     "recovered": bool(best) and float(best["q_value"]) < cutoff})
+    for identifier, matrix in matrices.items():
+        hits = sorted((m for m in matches if m["jaspar_id"] == identifier
+                       or m["jaspar_name"].upper() == matrix.name.upper()), key=lambda m: float(m["q_value"]))
+        first = [m for m in hits if m["rank"] == "1"]
+        best = (first or hits or [None])[0]
+        rows.append({"jaspar_id": identifier, "tf": matrix.name, "motif": best["motif"] if best else "",
+                     "matched": best["jaspar_id"] if best else "", "rank": int(best["rank"]) if best else None,
+                     "q_value": float(best["q_value"]) if best else None, "recovered": bool(first),
+                     "recovered_top3": any(int(m["rank"]) <= 3 for m in hits)})
     return rows
+
+
+def gc_content(sequences: list[str]) -> float:
+    """Fraction of G and C among the nucleotides."""
+    text = "".join(sequences)
+    return (text.count("G") + text.count("C")) / max(len(text), 1)
+
+
+def run_one(cfg, background: str, fasta: str, seed: int, matrices: dict[str, Matrix]) -> dict:
+    """Data, model and every method's recovery for one background and seed (the committed per-run record)."""
+    out = Path(cfg.output_dir) / background / f"seed{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    make_data(cfg, fasta, seed, out, matrices)
+    test = train(cfg, seed, out)
+    negatives = [r["sequence"] for r in csv.DictReader(open(out / "test.tsv"), delimiter="\t") if r["label"] == "0"]
+    record = {"background": background, "seed": seed, "background_gc": gc_content(negatives),
+              "test_metrics": test, "methods": {}}
+    for method in cfg.methods:
+        record["methods"][method] = recovery(discover(cfg, out, method), matrices, cfg.q_cutoff)
+    (Path(cfg.record_dir) / "runs").mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(cfg.record_dir) / "runs" / f"{background}-seed{seed}.json", record)
+    return record
+
+
+def percent(values: list[float]) -> str:
+    """mean ± sd of fractions, as percentages."""
+    return cell([100 * v for v in values], digits=0)
+
+
+def tables(cfg, records: list[dict], matrices: dict[str, Matrix]) -> str:
+    """The summary table (per background and method) and the per-matrix table, as Markdown."""
+    backgrounds = list(cfg.backgrounds)
+    seeds = len(cfg.seeds)
+    lines = [f"| background | GC | classifier test AUROC | method | recovered (rank 1, q < {cfg.q_cutoff}) | "
+             "recovered (rank <= 3) |", "|---|---:|---:|---|---:|---:|"]
+    for background in backgrounds:
+        runs = [r for r in records if r["background"] == background]
+        auroc = cell([r["test_metrics"]["test/auroc"] for r in runs], digits=3)
+        gc = f"{100 * np.mean([r['background_gc'] for r in runs]):.0f} %"
+        for method in cfg.methods:
+            found = [[m["recovered"] for m in r["methods"][method]] for r in runs]
+            top3 = [[m["recovered_top3"] for m in r["methods"][method]] for r in runs]
+            lines.append(f"| {background} | {gc} | {auroc} | {method} | {percent([np.mean(f) for f in found])} % | "
+                         f"{percent([np.mean(t) for t in top3])} % |")
+    lines += ["", "Seeds recovering each matrix (rank 1 / rank <= 3), of " + str(seeds) + ":", "",
+              "| matrix | TF | width | GC | " + " | ".join(f"{b} {m}" for b in backgrounds for m in cfg.methods) + " |",
+              "|---|---|---:|---:|" + "---:|" * (len(backgrounds) * len(cfg.methods))]
+    for identifier, matrix in matrices.items():
+        cells = []
+        for background in backgrounds:
+            for method in cfg.methods:
+                rows = [next(m for m in r["methods"][method] if m["jaspar_id"] == identifier)
+                        for r in records if r["background"] == background]
+                cells.append(f"{sum(m['recovered'] for m in rows)} / {sum(m['recovered_top3'] for m in rows)}")
+        gc = matrix.probabilities[1:3].sum(0).mean()
+        lines.append(f"| {identifier} | {matrix.name} | {matrix.probabilities.shape[1]} | {100 * gc:.0f} % | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> None:
     cfg = load_config(argv)
     os.chdir(ROOT)  # config paths are project-relative, and so is every path the runs record
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = make_data(cfg, out)
-    model = out / "model" / "checkpoints" / "best.hf"
-    run([sys.executable, "train.py", *cfg.train_overrides, f"data.train={out / 'train.tsv'}",
-         f"data.test={out / 'test.tsv'}", f"seed={cfg.seed}", f"paths.output_dir={out / 'model'}",
-         f"hydra.run.dir={out / 'hydra'}", f"paths.cache_dir={out / 'cache'}", "callbacks.progress_bar=null"])
-    run([sys.executable, "-m", "dnabert.cli", "motifs", str(model), "--input", str(out / "test.tsv"),
-         "--out", str(out / "motifs"), "--jaspar", cfg.jaspar, "--quiet",
-         *(f"--set={setting}" for setting in cfg.motif_settings)])
-    rows = recovery(out / "motifs" / "jaspar_matches.tsv", names, cfg.q_cutoff)
-    recovered = sum(r["recovered"] for r in rows)
-    test = json.loads((out / "model" / "test_metrics.json").read_text())
-    lines = [f"| planted | TF | discovered motif | its best JASPAR match | TOMTOM q | motifs at q < {cfg.q_cutoff} | "
-             "recovered |",
-             "|---|---|---|---|---:|---:|---|"]
-    for r in rows:
-        q = f"{r['q_value']:.2g}" if r["q_value"] is not None else "-"
-        lines.append(f"| {r['jaspar_id']} | {r['tf']} | {r['motif'] or '-'} | {r['matched'] or '-'} | {q} | "
-                     f"{r['motifs_matching']} | {'yes' if r['recovered'] else 'no'} |")
-    lines.append(f"\nrecovered {recovered}/{len(rows)} ({100 * recovered / len(rows):.0f} %) at q < {cfg.q_cutoff}; "
-                 f"classifier test accuracy {test['test/accuracy']:.3f}, AUROC {test['test/auroc']:.3f}")
-    write_text_atomic(out / "table.md", "\n".join(lines) + "\n")
-    write_json_atomic(out / "results.json", {"recovered": recovered, "planted": len(rows), "motifs": rows,
-                                             "test_metrics": test, "config": OmegaConf.to_container(cfg)})
-    print("\n".join(lines))
+    matrices = planted_matrices(cfg)
+    records = [run_one(cfg, background, fasta, seed, matrices)
+               for background, fasta in cfg.backgrounds.items() for seed in cfg.seeds]
+    if not cfg.methods:
+        return
+    table = tables(cfg, records, matrices)
+    write_text_atomic(Path(cfg.record_dir) / "table.md", table)
+    write_json_atomic(Path(cfg.record_dir) / "results.json", {"runs": records, "config": OmegaConf.to_container(cfg)})
+    print(table)
 
 
 if __name__ == "__main__":

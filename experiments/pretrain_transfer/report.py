@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dnabert.runs import logged_rows
+from dnabert.study import cell as mean_sd
 
 GOALS = {"c": 0.03}
 """Goal (c): at 5 % of the labels or fewer, pretrained beats random init by this much test AUROC (mean of seeds)."""
@@ -21,12 +22,6 @@ def training_rows(study: dict, task: str) -> int:
     """Rows of a task's training file (its header aside)."""
     with open(study["tasks"][task]["train"]) as handle:
         return sum(1 for _ in handle) - 1
-
-
-def mean_sd(values: list[float]) -> str:
-    """`mean ± sd` (sample sd) of several runs, the value of one."""
-    values = np.asarray(values, dtype=float)
-    return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
 
 
 def metric_cells(runs: list[dict], metrics: list[str]) -> str:
