@@ -302,7 +302,8 @@ def test_attention_and_attribute_commands_write_scores_bedgraph_and_plots(classi
         "summary.png", "track_0.png", "track_1.png", "track_2.png", "attention_maps_0.png", "attention_maps_11.png"}
     assert np.load(tmp_path / "att" / "attention_maps" / "11.npy").shape == (2, 4, 87, 87)  # 90 nt: 85 k-mers + 2
     assert {p.name for p in (tmp_path / "ig" / "plots").glob("*.svg")} == {"summary.svg", "track_2.svg"}
-    one_hot_inputs, hypothetical = np.load(tmp_path / "ig" / "one_hot.npy"), np.load(tmp_path / "ig" / "hypothetical.npy")
+    one_hot_inputs = np.load(tmp_path / "ig" / "one_hot.npy")
+    hypothetical = np.load(tmp_path / "ig" / "hypothetical.npy")
     assert one_hot_inputs.shape == hypothetical.shape == (12, 4, 200)  # modisco's layout: N x ACGT x L
     contributions = np.load(tmp_path / "ig" / "nucleotide_scores.npy")
     np.testing.assert_allclose((one_hot_inputs * hypothetical).sum(1), np.nan_to_num(contributions), atol=1e-6)

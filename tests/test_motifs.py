@@ -132,7 +132,7 @@ def test_bundled_jaspar_equals_the_meme_file_and_tomtom_finds_strands():
 def test_dnabert_motifs_attention_recovers_the_planted_ctcf_site(planted_model, tmp_path):
     out = tmp_path / "motifs"
     result = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(planted_model["data"]), "--out",
-                          str(out), "--quiet", "--method", "attention", "--set", "min_n_motif=5"], ROOT)
+                          str(out), "--quiet", "--set", "min_n_motif=5"], ROOT)  # attention: the default method
     assert result.returncode == 0, result.stderr[-3000:]
     matches = list(csv.DictReader(open(out / "jaspar_matches.tsv"), delimiter="\t"))
     ctcf = [m for m in matches if m["jaspar_name"] == "CTCF" and m["rank"] == "1" and float(m["q_value"]) < 0.01]
@@ -148,7 +148,7 @@ def test_dnabert_motifs_attention_recovers_the_planted_ctcf_site(planted_model, 
 def test_dnabert_motifs_modisco_recovers_the_planted_ctcf_site(planted_model, tmp_path):
     out = tmp_path / "motifs"
     result = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(planted_model["data"]), "--out",
-                          str(out), "--quiet", "--set", "steps=16"], ROOT)  # modisco: the default method
+                          str(out), "--quiet", "--method", "modisco", "--set", "steps=16"], ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(modisco)" in result.stdout
     matches = list(csv.DictReader(open(out / "jaspar_matches.tsv"), delimiter="\t"))
@@ -159,7 +159,8 @@ def test_dnabert_motifs_modisco_recovers_the_planted_ctcf_site(planted_model, tm
     assert 8 <= width <= 30
     site, rows = planted_model["site"], list(csv.DictReader(open(planted_model["data"]), delimiter="\t"))
     positives = [r for r in rows if r["label"] == "1"]
-    instances = [r for r in csv.DictReader(open(out / "instances.tsv"), delimiter="\t") if r["motif"] == "pos_pattern_0"]
+    instances = [r for r in csv.DictReader(open(out / "instances.tsv"), delimiter="\t")
+                 if r["motif"] == "pos_pattern_0"]
     assert len(instances) >= 20  # ModiscoConfig.final_min_cluster_size
     overlapping = 0
     for row in instances:  # seqlets sit on the planted sites, on the strand the site was written
@@ -188,7 +189,7 @@ def test_dnabert_motifs_reports_bad_settings_and_labels(planted_model, tmp_path)
         args.run(args)
     assert_user_error(dnabert_cli([*common, "--positive", "yes"], ROOT), "--positive yes", "labels found: ['0', '1']")
     with pytest.raises(DnabertError, match="--set min_sd=1: write KEY=VALUE with KEY one of .*steps"):
-        args = build_parser().parse_args([*common, "--set", "min_sd=1"])  # an attention setting, modisco's run
+        args = build_parser().parse_args([*common, "--method", "modisco", "--set", "min_sd=1"])  # attention's key
         args.run(args)
 
 
@@ -203,20 +204,21 @@ def test_motifs_modisco_bad_input_is_one_line_and_writes_nothing(planted_model, 
     rows = planted_model["data"].read_text().splitlines()
     negatives = tmp_path / "negatives.tsv"
     negatives.write_text("\n".join([rows[0], *(r for r in rows[1:] if r.split("\t")[1] == "0")]) + "\n")
-    no_positives = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(negatives), "--out", str(out)],
-                               ROOT)
+    modisco = ["--method", "modisco", "--quiet"]
+    no_positives = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(negatives), "--out", str(out),
+                                *modisco], ROOT)
     assert no_positives.returncode == 2
     assert_user_error(no_positives, "--positive 1 must split the rows into two groups", "labels found: ['0']")
     long_model, config = tmp_path / "long.hf", tiny_config(6, 64, DNABertLongConfig)
     config.id2label, config.label2id = {0: "0", 1: "1"}, {"0": 0, "1": 1}  # the planted set's labels
     save_hf_directory(BertForLongSequenceClassification(config), long_model)
     chunked = dnabert_cli(["motifs", str(long_model), "--input", str(planted_model["data"]), "--out", str(out),
-                           "--quiet"], ROOT)
+                           *modisco], ROOT)
     assert chunked.returncode == 2
     assert_user_error(chunked, "long-sequence (chunked) models are not supported", "--method attention")
     monkeypatch.setitem(sys.modules, "modiscolite", None)  # as if modisco-lite were not installed
     missing = dnabert_cli(["motifs", str(planted_model["model"]), "--input", str(planted_model["data"]), "--out",
-                           str(out), "--quiet"], ROOT)
+                           str(out), *modisco], ROOT)
     assert missing.returncode == 2
     assert_user_error(missing, "needs the package 'modiscolite'", "pip install 'dnabert[interp]'")
     assert not out.exists() and not list(tmp_path.glob(".motifs*"))

@@ -1,0 +1,114 @@
+"""Choose `dnabert motifs`' default method (and TF-MoDISco's settings) on validation: planted sets drawn like the
+test split but from the training part of each background (new seeds, rows the first seed's models never saw),
+motifs by each candidate, the same recovery rule. Writes record/validation.md and .json; test splits are not read.
+
+    .venv/bin/python experiments/motif_recovery/validate.py [config.yaml] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import ROOT, load_config, planted_matrices, recovery  # noqa: E402
+
+from dnabert.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from dnabert.data.planted import planted_lines, planted_rows  # noqa: E402
+from dnabert.genome.shards import open_genome  # noqa: E402
+from dnabert.interpret.attribution import attribution_batches, modisco_inputs  # noqa: E402
+from dnabert.interpret.jaspar import Matrix, read_meme, tomtom_matches  # noqa: E402
+from dnabert.interpret.modisco import ModiscoConfig, modisco_patterns  # noqa: E402
+from dnabert.interpret.motif_outputs import attention_motifs, consensus, match_lines  # noqa: E402
+from dnabert.interpret.motifs import MotifConfig  # noqa: E402
+from dnabert.models.inference import load_classifier  # noqa: E402
+
+CANDIDATES = {
+    "attention, defaults (rule=relative)": ("attention", []),
+    "attention, rule=dnabert (DNABERT's > 10 x min)": ("attention", ["rule=dnabert"]),
+    "modisco, `modisco motifs` defaults": ("modisco", []),
+    "modisco, n_leiden_runs=50": ("modisco", ["n_leiden_runs=50"]),
+    "modisco, TFMoDISco()'s own defaults (n_leiden_runs=50, 20,000 seqlets)": (
+        "modisco", ["n_leiden_runs=50", "max_seqlets_per_metacluster=20000"]),
+}
+"""Declared before the validation runs: each method as configured, DNABERT's attention rule, and TF-MoDISco with
+its command line's defaults and with TFMoDISco()'s own."""
+
+
+def site_agreement(rows: list[dict], hypothetical: np.ndarray, matrices: dict[str, Matrix]) -> dict[str, float]:
+    """Per planted matrix: Pearson correlation between the hypothetical contributions averaged over its planted
+    sites (read on the strand it was planted) and its log-odds (each column centred): do the attributions show it?"""
+    agreement = {}
+    for identifier, matrix in matrices.items():
+        width = matrix.probabilities.shape[1]
+        sites = []
+        for row, values in zip(rows, hypothetical):
+            if row["motif"] == identifier:
+                site = values[int(row["start"]) : int(row["start"]) + width]
+                sites.append(site if row["strand"] == "+" else site[::-1, ::-1])
+        log_odds = np.log(matrix.probabilities.T + 0.01)
+        log_odds -= log_odds.mean(1, keepdims=True)
+        agreement[identifier] = float(np.corrcoef(np.mean(sites, axis=0).ravel(), log_odds.ravel())[0, 1])
+    return agreement
+
+
+def main(argv: list[str]) -> None:
+    cfg = load_config(argv)
+    os.chdir(ROOT)
+    matrices = planted_matrices(cfg)
+    known = read_meme(Path(cfg.jaspar))
+    seed = cfg.seeds[0]
+    lines = ["| background | method, settings | recovered (rank 1) | recovered (rank <= 3) | motifs |",
+             "|---|---|---:|---:|---:|"]
+    results, agreement = {}, {}
+    for background, fasta in cfg.backgrounds.items():
+        out = Path(cfg.output_dir) / background / f"seed{seed}"
+        val = out / "validation.tsv"
+        if not val.exists():
+            shards = open_genome(Path(fasta), Path(cfg.output_dir) / "cache", progress=False)
+            rows = planted_rows(shards, {i: m.probabilities for i, m in matrices.items()}, cfg.test.per_motif,
+                                cfg.test.negatives, cfg.length, 1000 * seed + 2, part=(0.0, 1.0 - cfg.test_part))
+            write_text_atomic(val, "\n".join(planted_lines(rows)) + "\n")
+        labelled = list(csv.DictReader(open(val), delimiter="\t"))
+        positives = [r["sequence"] for r in labelled if r["label"] == "1"]
+        negatives = [r["sequence"] for r in labelled if r["label"] == "0"]
+        model = load_classifier(out / "model" / "checkpoints" / "best.hf", torch.device("cpu"))
+        cache = out / "validation_hypothetical.npy"
+        if not cache.exists():
+            hypothetical = []
+            for batch in attribution_batches(model, positives, 1, ModiscoConfig().steps, progress=False):
+                hypothetical.extend(batch.hypothetical)
+            np.save(cache, np.stack(hypothetical))
+        one_hot, hypothetical = modisco_inputs(positives, list(np.load(cache)))
+        agreement[background] = site_agreement([r for r in labelled if r["label"] == "1"], hypothetical, matrices)
+        for name, (method, settings) in CANDIDATES.items():
+            if method == "attention":
+                config = MotifConfig().with_settings(settings)
+                found = attention_motifs(model, positives, negatives, positives, config, 64, 512, False)[0]
+            else:
+                config = ModiscoConfig().with_settings(settings)
+                patterns = modisco_patterns(one_hot, hypothetical, config).patterns
+                found = [Matrix(p.name, consensus(p.probabilities), p.probabilities, len(p.seqlets)) for p in patterns]
+            table = out / "validation_matches.tsv"
+            write_text_atomic(table, "\n".join(match_lines(tomtom_matches(found, known, config.tomtom_top))) + "\n")
+            rows = recovery(table, matrices, cfg.q_cutoff)
+            results.setdefault(background, {})[name] = rows
+            lines.append(f"| {background} | {name} | {sum(r['recovered'] for r in rows)}/{len(rows)} | "
+                         f"{sum(r['recovered_top3'] for r in rows)}/{len(rows)} | {len(found)} |")
+            print(lines[-1], flush=True)
+    lines += ["", "Hypothetical contributions at the planted sites vs each matrix's log-odds (Pearson r):", "",
+              "| matrix | TF | " + " | ".join(agreement) + " |", "|---|---|" + "---:|" * len(agreement)]
+    lines += [f"| {i} | {m.name} | " + " | ".join(f"{agreement[b][i]:.2f}" for b in agreement) + " |"
+              for i, m in matrices.items()]
+    write_text_atomic(Path(cfg.record_dir) / "validation.md", "\n".join(lines) + "\n")
+    write_json_atomic(Path(cfg.record_dir) / "validation.json", {"seed": seed, "candidates": CANDIDATES,
+                                                                  "recovery": results, "site_agreement": agreement})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
