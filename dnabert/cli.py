@@ -443,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "output directory")
     motifs.add_argument("--method", choices=MOTIF_METHODS, default=MOTIF_METHODS[0],
                         help="attention: DNABERT-viz (high-attention regions enriched against the other rows); "
-                             "modisco: TF-MoDISco on integrated-gradients hypothetical contributions to the positive class")
+                             "modisco: TF-MoDISco on integrated-gradients hypothetical contributions to the positive "
+                             "class")
     motifs.add_argument("--positive", help="label of the positive rows (default: the model's last class)")
     motifs.add_argument("--jaspar", type=Path, help="MEME file of known motifs (default: JASPAR 2024 CORE vertebrates)")
     motifs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -13,7 +13,8 @@ from dnabert.interpret.motifs import Settings
 
 @dataclass
 class ModiscoConfig(Settings):
-    """`--method modisco`: integration steps, then `modisco motifs`' own defaults (modisco-lite's command line)."""
+    """`--method modisco`: integration steps, then modisco-lite's command-line defaults (`modisco motifs`) where it
+    has them, else TFMoDISco()'s."""
 
     steps: int = 50
     """Integrated-gradients steps per sequence."""
@@ -26,7 +27,7 @@ class ModiscoConfig(Settings):
     min_metacluster_size: int = 100
     """Fewer seqlets of one sign than this: no patterns of that sign."""
     max_seqlets_per_metacluster: int = 2000
-    """Seqlets clustered per sign (the strongest first)."""
+    """Seqlets clustered per sign (the first found, in input order)."""
     trim_to_window_size: int = 30
     """Width patterns are trimmed to while clustering."""
     initial_flank_to_add: int = 10
