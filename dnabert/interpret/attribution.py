@@ -39,10 +39,21 @@ KMER_BUDGET = 4096
 """k-mers per gradient pass: bounds the gathered table sums (k-mers x k x 4 x k x hidden floats)."""
 
 
+BASE_INDEX = np.full(256, -1, dtype=np.int64)
+for _index, _base in enumerate(BASES):
+    BASE_INDEX[ord(_base)] = BASE_INDEX[ord(_base.lower())] = _index
+"""Byte -> column of BASES (either case), -1 for any other letter."""
+
+
+def base_indexes(sequence: str) -> np.ndarray:
+    """Each nucleotide's column in BASES (0-3), -1 for any other letter (N)."""
+    return BASE_INDEX[np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)]
+
+
 def one_hot(sequence: str) -> np.ndarray:
     """(length, 4) float32 one-hot in ACGT column order; any other letter (N) is all zeros."""
-    codes = np.frombuffer(sequence.upper().encode("ascii"), dtype=np.uint8)
-    return (codes[:, None] == np.frombuffer(BASES.encode(), dtype=np.uint8)[None, :]).astype(np.float32)
+    indexes = base_indexes(sequence)
+    return (indexes[:, None] == np.arange(4)[None, :]).astype(np.float32)
 
 
 def kmer_token_ids(k: int) -> torch.Tensor:
@@ -162,8 +173,7 @@ def attribution_batches(model, sequences: list[str], target: int, steps: int = 5
         read = [min(len(s), reach) for s in batch]
         codes = torch.full((len(batch), max(read)), -1, dtype=torch.long)
         for row, (sequence, length) in enumerate(zip(batch, read)):
-            onehot = torch.from_numpy(one_hot(sequence[:length]))
-            codes[row, :length] = torch.where(onehot.any(-1), onehot.argmax(-1), -1)
+            codes[row, :length] = torch.from_numpy(base_indexes(sequence[:length]))
         codes = codes.to(embeddings.device)
         n_kmers = torch.tensor([n - k + 1 for n in read], device=embeddings.device)
         rows = max(1, KMER_BUDGET // max(codes.shape[1] - k + 1, 1))

@@ -74,13 +74,19 @@ def train(cfg, seed: int, out: Path) -> dict:
 
 
 def discover(cfg, out: Path, method: str) -> Path:
-    """`dnabert motifs --method` on the test split; its TOMTOM table."""
+    """`dnabert motifs --method` on the test split; its output directory."""
     motifs = out / f"motifs-{method}"
     if not (motifs / "jaspar_matches.tsv").exists():
         run([sys.executable, "-m", "dnabert.cli", "motifs", str(out / "model" / "checkpoints" / "best.hf"),
              "--input", str(out / "test.tsv"), "--out", str(motifs), "--method", method, "--jaspar", cfg.jaspar,
              "--quiet"])
-    return motifs / "jaspar_matches.tsv"
+    return motifs
+
+
+def validation_curve(model_dir: Path) -> list[float]:
+    """Validation AUROC after each epoch of a fine-tuning run (its CSV log)."""
+    log = next(model_dir.glob("csv/version_*/metrics.csv"))
+    return [float(r["val/auroc"]) for r in csv.DictReader(open(log)) if r.get("val/auroc")]
 
 
 def recovery(matches_file: Path, matrices: dict[str, Matrix], cutoff: float) -> list[dict]:
@@ -130,9 +136,12 @@ def run_one(cfg, background: str, fasta: str, seed: int, matrices: dict[str, Mat
     rows = list(csv.DictReader(open(out / "test.tsv"), delimiter="\t"))
     record = {"background": background, "seed": seed,
               "background_gc": gc_content([r["sequence"] for r in rows if r["label"] == "0"]),
-              "test_metrics": test, "planted_matrices_auroc": oracle_auroc(rows, matrices), "methods": {}}
+              "test_metrics": test, "val_auroc_by_epoch": validation_curve(out / "model"),
+              "planted_matrices_auroc": oracle_auroc(rows, matrices), "methods": {}, "motifs_found": {}}
     for method in cfg.methods:
-        record["methods"][method] = recovery(discover(cfg, out, method), matrices, cfg.q_cutoff)
+        motifs = discover(cfg, out, method)
+        record["methods"][method] = recovery(motifs / "jaspar_matches.tsv", matrices, cfg.q_cutoff)
+        record["motifs_found"][method] = (motifs / "motifs.meme").read_text().count("\nMOTIF ")
     (Path(cfg.record_dir) / "runs").mkdir(parents=True, exist_ok=True)
     write_json_atomic(Path(cfg.record_dir) / "runs" / f"{background}-seed{seed}.json", record)
     return record

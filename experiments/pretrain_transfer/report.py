@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dnabert.runs import logged_rows
-from dnabert.study import cell as mean_sd
+from dnabert.study import cell
 
 GOALS = {"c": 0.03}
 """Goal (c): at 5 % of the labels or fewer, pretrained beats random init by this much test AUROC (mean of seeds)."""
@@ -26,7 +26,7 @@ def training_rows(study: dict, task: str) -> int:
 
 def metric_cells(runs: list[dict], metrics: list[str]) -> str:
     """Table cells `mean ± sd` over runs, one per metric (`val/auroc`, `test/accuracy`, ...)."""
-    return " | ".join(mean_sd([run[metric.split("/")[0]][metric] for run in runs]) for metric in metrics)
+    return " | ".join(cell([run[metric.split("/")[0]][metric] for run in runs]) for metric in metrics)
 
 
 def pretraining_record(study: dict, results: Path) -> dict:
@@ -105,7 +105,7 @@ def goals(study: dict, hidden: dict, probes: dict, finetune: dict, chosen: dict)
         gain = pre.mean() - rnd.mean()
         apart = pre.mean() - pre.std(ddof=1) > rnd.mean() + rnd.std(ddof=1)
         met = (gain >= GOALS["c"] and apart) if label == "(c)" else gain >= -max(pre.std(ddof=1), rnd.std(ddof=1))
-        return (f"- {label} promoter_dm3, {where}: {fly} {mean_sd(pre)} vs random {mean_sd(rnd)} "
+        return (f"- {label} promoter_dm3, {where}: {fly} {cell(pre)} vs random {cell(rnd)} "
                 f"(difference {gain:+.4f}; {'met' if met else 'not met'})")
 
     for count, by_init in rows.items():
