@@ -32,8 +32,8 @@ EXAMPLES = {
              "dnabert scan best.hf --genome ecoli.fa --region NC_000913.3:1-50,000 --out - > track.bedGraph"],
     "attention": ["dnabert attention best.hf --input positives.tsv --out attention/ --tracks 0,1,2"],
     "attribute": ["dnabert attribute best.hf --input positives.tsv --out attributions/ --target 1"],
-    "motifs": ["dnabert motifs best.hf --input dev.tsv --out motifs/   # DNABERT-viz on attention",
-               "dnabert motifs best.hf --input dev.tsv --out motifs-modisco/ --method modisco --set steps=32"],
+    "motifs": ["dnabert motifs best.hf --input dev.tsv --out motifs/   # TF-MoDISco on integrated gradients",
+               "dnabert motifs best.hf --input dev.tsv --out motifs-attention/ --method attention --set min_sd=1.5"],
     "variants": ["dnabert variants best.hf --vcf calls.vcf.gz --genome hg38.fa.gz --out effects.tsv",
                  "dnabert variants best.hf --sequences seqs.tsv --saturation --out saturation.tsv"],
     "benchmark": ["dnabert benchmark gue model=dnabert6 --init pretrain/checkpoints/last.hf --out gue/"],
@@ -442,14 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "on integrated gradients), matched to JASPAR with TOMTOM", _motifs, "fine-tuned model",
                             "output directory")
     motifs.add_argument("--method", choices=MOTIF_METHODS, default=MOTIF_METHODS[0],
-                        help="attention: DNABERT-viz (high-attention regions enriched against the other rows); "
-                             "modisco: TF-MoDISco on integrated-gradients hypothetical contributions to the positive "
-                             "class")
+                        help="modisco: TF-MoDISco on integrated-gradients hypothetical contributions to the "
+                             "positive class; attention: DNABERT-viz (high-attention regions enriched against the "
+                             "other rows)")
     motifs.add_argument("--positive", help="label of the positive rows (default: the model's last class)")
     motifs.add_argument("--jaspar", type=Path, help="MEME file of known motifs (default: JASPAR 2024 CORE vertebrates)")
     motifs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="parameter of the method (attention: window_size, min_len, rule, min_sd, pval_cutoff, "
-                             "min_n_motif, ...; modisco: steps, sliding_window_size, flank_size, ...)")
+                        help="parameter of the method (modisco: steps, sliding_window_size, flank_size, ...; "
+                             "attention: window_size, min_len, rule, min_sd, pval_cutoff, min_n_motif, ...)")
     variants = _model_command(commands, "variants", "effects of variants: P(ref), P(alt), diff, log-odds ratio",
                               _variants, "fine-tuned model", "TSV report (plus <out>_top.png/.svg)", sequences=False)
     variants.add_argument("--vcf", type=Path, help="VCF or VCF.gz (with --genome)")
