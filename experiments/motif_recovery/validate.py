@@ -124,7 +124,8 @@ def main(argv: list[str]) -> None:
             lines.append(f"| {background} | {name} | {sum(r['recovered'] for r in rows)}/{len(rows)} | "
                          f"{sum(r['recovered_top3'] for r in rows)}/{len(rows)} | {len(found)} |")
             print(lines[-1], flush=True)
-    lines += ["", f"Chosen: {chosen(results)} (most planted matrices recovered at rank 1 over the backgrounds, then "
+    choice = chosen(results)
+    lines += ["", f"Chosen: {choice} (most planted matrices recovered at rank 1 over the backgrounds, then "
               "at rank <= 3)."]
     lines += ["", "Hypothetical contributions at the planted sites vs each matrix's log-odds (Pearson r):", "",
               "| matrix | TF | " + " | ".join(agreement) + " |", "|---|---|" + "---:|" * len(agreement)]
@@ -132,7 +133,7 @@ def main(argv: list[str]) -> None:
               for i, m in matrices.items()]
     write_text_atomic(Path(cfg.record_dir) / "validation.md", "\n".join(lines) + "\n")
     write_json_atomic(Path(cfg.record_dir) / "validation.json", {"seed": seed, "candidates": CANDIDATES,
-                                                                  "recovery": results, "chosen": chosen(results),
+                                                                  "recovery": results, "chosen": choice,
                                                                   "site_agreement": agreement})
 
 
