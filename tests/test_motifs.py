@@ -113,6 +113,28 @@ def test_settings_are_typed_and_checked():
         MotifConfig().with_settings(["min_len=five"])
 
 
+def test_modisco_trimming_keeps_a_sites_weak_end_columns_by_their_information():
+    from dnabert.interpret.modisco import ModiscoConfig, information, trimmed_span
+
+    frequencies = np.array([[0, 0, 0, 0],  # padding: no information
+                            [0.25, 0.25, 0.25, 0.25], [0.5, 0, 0, 0.5], [1, 0, 0, 0], [0, 0, 0, 1],
+                            [0.4, 0.1, 0.1, 0.4], [0.25, 0.25, 0.25, 0.25]])
+    contributions = np.zeros((7, 4))
+    contributions[[2, 3, 4, 5], 0] = [-0.1, 1, 1, 0.05]  # the two strong columns dominate; signs do not matter
+    uniform, at_rich = np.full(4, 0.25), np.array([0.4, 0.1, 0.1, 0.4])
+    weak = 2 * 0.4 * np.log2(0.4 / 0.25) + 2 * 0.1 * np.log2(0.1 / 0.25)  # 0.278 bits
+    assert np.allclose(information(frequencies, uniform), [0, 0, 1, 2, 2, weak, 0])
+    assert information(frequencies, at_rich)[5] == pytest.approx(0)
+    assert trimmed_span(contributions, frequencies, uniform, ModiscoConfig()) == (2, 6)  # >= 0.1 bits
+    in_at_rich = frequencies.copy()
+    in_at_rich[[1, 6]] = at_rich  # the same site in an AT-rich genome: its weak column is background there
+    assert trimmed_span(contributions, in_at_rich, at_rich, ModiscoConfig()) == (2, 5)
+    report = ModiscoConfig().with_settings(["trim_threshold=0.3", "trim_bits=0"])  # `modisco report`'s trimming
+    assert trimmed_span(contributions, frequencies, uniform, report) == (3, 5)
+    nothing = ModiscoConfig().with_settings(["trim_bits=3"])
+    assert trimmed_span(contributions, frequencies, uniform, nothing) == (0, 7)
+
+
 def test_bundled_jaspar_equals_the_meme_file_and_tomtom_finds_strands():
     bundled = jaspar_core_vertebrates()
     by_id = {m.identifier: m for m in bundled}

@@ -13,9 +13,10 @@ from dnabert.interpret.motifs import Settings
 
 @dataclass
 class ModiscoConfig(Settings):
-    """`--method modisco`: integration steps, then TF-MoDISco's parameters. Seqlet cores, flanks, trimming and the
-    seqlet cap were chosen on validation (experiments/motif_recovery): 10-nt cores fit transcription-factor sites in
-    short windows, where `modisco motifs`' 20-nt cores (30 nt with flanks) found 0-1 patterns; the rest are
+    """`--method modisco`: integration steps, TF-MoDISco's parameters, then how patterns are trimmed. Seqlet cores,
+    flanks, the seqlet cap and trimming were chosen on validation (experiments/motif_recovery): 10-nt cores fit
+    transcription-factor sites in short windows, where `modisco motifs`' 20-nt cores (30 nt with flanks) found 0-1
+    patterns, and trimming by information keeps a site's weak end columns, which tell paralogs apart; the rest are
     `modisco motifs`' defaults."""
 
     steps: int = 50
@@ -40,8 +41,11 @@ class ModiscoConfig(Settings):
     """Leiden clusterings (different seeds) per round."""
     final_min_cluster_size: int = 20
     """Patterns with fewer seqlets are dropped."""
-    trim_threshold: float = 0.2
-    """Matrices keep the span of positions whose absolute contribution is at least this fraction of the largest."""
+    trim_bits: float = 0.1
+    """Matrices keep the span of columns carrying at least this much information (bits) over the base composition of
+    the input sequences..."""
+    trim_threshold: float = 0.0
+    """...and whose absolute contribution is at least this fraction of the largest (`modisco report` trims at 0.3)."""
 
 
 @dataclass
@@ -59,11 +63,25 @@ def require_modisco() -> None:
     import modiscolite  # noqa: F401
 
 
-def trimmed_span(contributions: np.ndarray, threshold: float) -> tuple[int, int]:
-    """Half-open span from the first to the last position (rows of a width x 4 matrix) whose absolute summed
-    contribution is >= threshold x the largest (modisco report's trimming)."""
+def information(frequencies: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Relative entropy (bits) of each row of a width x 4 frequency matrix over the background's 4 frequencies;
+    rows are normalised first, empty rows (all padding) carry none."""
+    totals = frequencies.sum(1, keepdims=True)
+    p = np.divide(frequencies, totals, out=np.zeros_like(frequencies, dtype=float), where=totals > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * np.log2(p / background), 0.0).sum(1)
+
+
+def trimmed_span(contributions: np.ndarray, frequencies: np.ndarray, background: np.ndarray,
+                 config: ModiscoConfig) -> tuple[int, int]:
+    """Half-open span from the first to the last position (rows of width x 4 matrices) with at least
+    `config.trim_bits` of information over the background and absolute summed contribution at least
+    `config.trim_threshold` x the largest; the whole pattern when no position passes both."""
     score = np.abs(contributions).sum(1)
-    kept = np.flatnonzero(score >= threshold * score.max())
+    kept = np.flatnonzero((information(frequencies, background) >= config.trim_bits)
+                          & (score >= config.trim_threshold * score.max()))
+    if not len(kept):
+        return 0, len(score)
     return int(kept[0]), int(kept[-1]) + 1
 
 
@@ -120,10 +138,11 @@ def modisco_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, config: Modi
             trim_to_window_size=config.trim_to_window_size, initial_flank_to_add=config.initial_flank_to_add,
             final_flank_to_add=config.final_flank_to_add, n_leiden_runs=config.n_leiden_runs,
             final_min_cluster_size=config.final_min_cluster_size)
+    background = one_hot.reshape(-1, 4).sum(0) / max(one_hot.sum(), 1)
     patterns = []
     for sign, found in (("pos", positive), ("neg", negative)):
         for index, pattern in enumerate(found or []):
-            start, end = trimmed_span(pattern.contrib_scores, config.trim_threshold)
+            start, end = trimmed_span(pattern.contrib_scores, pattern.sequence, background, config)
             probabilities = pattern.sequence[start:end].T
             probabilities = probabilities / np.maximum(probabilities.sum(0, keepdims=True), 1e-12)
             seqlets = [seqlet_span(s, start, end, pad, int(lengths[s.example_idx])) for s in pattern.seqlets]

@@ -29,14 +29,16 @@ from dnabert.interpret.motifs import MotifConfig  # noqa: E402
 from dnabert.models.inference import load_classifier  # noqa: E402
 
 FIRST = ["sliding_window_size=20", "flank_size=5", "trim_to_window_size=30", "initial_flank_to_add=10",
-         "max_seqlets_per_metacluster=2000", "trim_threshold=0.3"]
+         "max_seqlets_per_metacluster=2000", "trim_threshold=0.3", "trim_bits=0"]
 """The first version's modisco settings (modisco-lite's command-line defaults)."""
 
 
-def short_seqlets(window: int, flank: int, trim_to: int, trim: float) -> list[str]:
-    """modisco settings with seqlets sized for short motifs in short sequences, and TFMoDISco()'s seqlet cap."""
+def short_seqlets(window: int, flank: int, trim_to: int, trim: float, bits: float = 0.0) -> list[str]:
+    """modisco settings with seqlets sized for short motifs in short sequences, TFMoDISco()'s seqlet cap, and
+    patterns trimmed by contribution (fraction of the peak) and information (bits)."""
     return [f"sliding_window_size={window}", f"flank_size={flank}", f"trim_to_window_size={trim_to}",
-            f"initial_flank_to_add={flank}", "max_seqlets_per_metacluster=20000", f"trim_threshold={trim}"]
+            f"initial_flank_to_add={flank}", "max_seqlets_per_metacluster=20000", f"trim_threshold={trim}",
+            f"trim_bits={bits}"]
 
 
 CANDIDATES = {
@@ -50,6 +52,10 @@ CANDIDATES = {
     "modisco, 10-nt cores, flank 3, trim 0.2": ("modisco", short_seqlets(10, 3, 15, 0.2)),
     "modisco, 12-nt cores, flank 4, trim 0.2": ("modisco", short_seqlets(12, 4, 20, 0.2)),
     "modisco, 8-nt cores, flank 3, trim 0.2": ("modisco", short_seqlets(8, 3, 15, 0.2)),
+    "modisco, 10-nt cores, flank 3, trim >= 0.1 bits": ("modisco", short_seqlets(10, 3, 15, 0.0, 0.1)),
+    "modisco, 10-nt cores, flank 3, trim >= 0.2 bits": ("modisco", short_seqlets(10, 3, 15, 0.0, 0.2)),
+    "modisco, 10-nt cores, flank 3, trim 0.05 and >= 0.1 bits": ("modisco", short_seqlets(10, 3, 15, 0.05, 0.1)),
+    "modisco, 8-nt cores, flank 3, trim >= 0.1 bits": ("modisco", short_seqlets(8, 3, 15, 0.0, 0.1)),
 }
 """Declared before the validation runs. First round: each method as it was configured, DNABERT's attention rule,
 and TF-MoDISco with its command line's defaults and with TFMoDISco()'s own. Second round (added after the first
@@ -72,7 +78,8 @@ def site_agreement(rows: list[dict], hypothetical: np.ndarray, matrices: dict[st
 
 
 def chosen(results: dict[str, dict[str, list[dict]]]) -> str:
-    """The candidate recovering the most planted matrices at rank 1 summed over backgrounds (ties: at rank <= 3)."""
+    """The candidate recovering the most planted matrices at rank 1 summed over backgrounds (ties: at rank <= 3,
+    then the first declared)."""
     def score(name: str) -> tuple[int, int]:
         rows = [r for background in results.values() for r in background[name]]
         return sum(r["recovered"] for r in rows), sum(r["recovered_top3"] for r in rows)
