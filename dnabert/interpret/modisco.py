@@ -42,10 +42,11 @@ class ModiscoConfig(Settings):
     final_min_cluster_size: int = 20
     """Patterns with fewer seqlets are dropped."""
     trim_bits: float = 0.1
-    """Matrices keep the span of columns carrying at least this much information (bits) over the base composition of
-    the input sequences..."""
+    """Matrices keep the span of columns carrying at least this much information (bits) over the input sequences'
+    base composition (and passing `trim_threshold`)."""
     trim_threshold: float = 0.0
-    """...and whose absolute contribution is at least this fraction of the largest (`modisco report` trims at 0.3)."""
+    """Matrices keep the span of columns whose absolute contribution is at least this fraction of the largest (and
+    passing `trim_bits`); 0: off (`modisco report` trims at 0.3)."""
 
 
 @dataclass
