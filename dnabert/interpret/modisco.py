@@ -98,14 +98,28 @@ def seqlet_span(seqlet, start: int, end: int, pad: int, length: int) -> tuple[in
 
 @dataclass
 class ModiscoResult:
-    """Trimmed patterns (positive first) and modisco's own results (SeqletSets of each sign, or None), whose
-    coordinates count `padding` zeros added before each sequence."""
+    """modisco's own results (SeqletSets of each sign, or None), whose coordinates count `padding` zeros added
+    before each sequence, with what trimming its patterns needs: the inputs' base composition and lengths."""
 
-    patterns: list[Pattern]
     positive: list | None
     negative: list | None
     window: int
     padding: int
+    background: np.ndarray
+    lengths: np.ndarray
+
+    def patterns(self, config: ModiscoConfig) -> list[Pattern]:
+        """Every pattern (positive first) trimmed by `config` (`trim_bits`, `trim_threshold`)."""
+        patterns = []
+        for sign, found in (("pos", self.positive), ("neg", self.negative)):
+            for index, pattern in enumerate(found or []):
+                start, end = trimmed_span(pattern.contrib_scores, pattern.sequence, self.background, config)
+                probabilities = pattern.sequence[start:end].T
+                probabilities = probabilities / np.maximum(probabilities.sum(0, keepdims=True), 1e-12)
+                seqlets = [seqlet_span(s, start, end, self.padding, int(self.lengths[s.example_idx]))
+                           for s in pattern.seqlets]
+                patterns.append(Pattern(f"{sign}_pattern_{index}", probabilities, seqlets))
+        return patterns
 
     def save(self, path: Path) -> None:
         """modisco's HDF5 results file (what `modisco report` reads), the padding as attribute `dnabert_padding`."""
@@ -117,10 +131,11 @@ class ModiscoResult:
             results.attrs["dnabert_padding"] = self.padding
 
 
-def modisco_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, config: ModiscoConfig) -> ModiscoResult:
-    """Run TF-MoDISco on (N, L, 4) one-hot inputs and hypothetical contributions (columns A, C, G, T; zeros past a
-    sequence's end). Both get zeros on each side first, as wide as a pattern grows past its trimmed core, so that
-    the seqlets of sites near either end of short sequences are not dropped when patterns widen."""
+def run_modisco(one_hot: np.ndarray, hypothetical: np.ndarray, config: ModiscoConfig) -> ModiscoResult:
+    """TF-MoDISco's seqlets and patterns (untrimmed: `ModiscoResult.patterns` trims them) from (N, L, 4) one-hot
+    inputs and hypothetical contributions (columns A, C, G, T; zeros past a sequence's end). Both get zeros on each
+    side first, as wide as a pattern grows past its trimmed core, so that the seqlets of sites near either end of
+    short sequences are not dropped when patterns widen."""
     from modiscolite import tfmodisco
 
     if one_hot.shape[1] < config.sliding_window_size + 2 * config.flank_size:
@@ -140,12 +155,4 @@ def modisco_patterns(one_hot: np.ndarray, hypothetical: np.ndarray, config: Modi
             final_flank_to_add=config.final_flank_to_add, n_leiden_runs=config.n_leiden_runs,
             final_min_cluster_size=config.final_min_cluster_size)
     background = one_hot.reshape(-1, 4).sum(0) / max(one_hot.sum(), 1)
-    patterns = []
-    for sign, found in (("pos", positive), ("neg", negative)):
-        for index, pattern in enumerate(found or []):
-            start, end = trimmed_span(pattern.contrib_scores, pattern.sequence, background, config)
-            probabilities = pattern.sequence[start:end].T
-            probabilities = probabilities / np.maximum(probabilities.sum(0, keepdims=True), 1e-12)
-            seqlets = [seqlet_span(s, start, end, pad, int(lengths[s.example_idx])) for s in pattern.seqlets]
-            patterns.append(Pattern(f"{sign}_pattern_{index}", probabilities, seqlets))
-    return ModiscoResult(patterns, positive, negative, config.sliding_window_size, pad)
+    return ModiscoResult(positive, negative, config.sliding_window_size, pad, background, lengths)

@@ -13,7 +13,7 @@ from dnabert.data.labelled import LabelledRows
 from dnabert.errors import DnabertError
 from dnabert.interpret.jaspar import Match, Matrix, jaspar_core_vertebrates, meme_text, read_meme, tomtom_matches
 from dnabert.interpret.attribution import attribution_batches, modisco_inputs, save_modisco_inputs
-from dnabert.interpret.modisco import ModiscoConfig, Pattern, modisco_patterns, require_modisco
+from dnabert.interpret.modisco import ModiscoConfig, Pattern, require_modisco, run_modisco
 from dnabert.interpret.motifs import Motif, MotifConfig, Settings, discover_motifs
 from dnabert.interpret.plots import plt, save_figure
 
@@ -116,14 +116,15 @@ def modisco_motifs(model, positives: list[str], target: int, names: list[str], c
     for batch in attribution_batches(model, positives, target, config.steps, batch_size, max_tokens, progress):
         hypothetical.extend(batch.hypothetical)
     one_hot, hypothetical = modisco_inputs(positives, hypothetical)
-    result = modisco_patterns(one_hot, hypothetical, config)
-    matrices = [Matrix(p.name, consensus(p.probabilities), p.probabilities, len(p.seqlets)) for p in result.patterns]
+    result = run_modisco(one_hot, hypothetical, config)
+    patterns = result.patterns(config)
+    matrices = [Matrix(p.name, consensus(p.probabilities), p.probabilities, len(p.seqlets)) for p in patterns]
 
     def write(work: Path) -> None:
         result.save(work / "modisco.h5")
         save_modisco_inputs(work, one_hot, hypothetical)
 
-    return matrices, seqlet_instances(result.patterns, names, positives), write
+    return matrices, seqlet_instances(patterns, names, positives), write
 
 
 def run_motifs(model, rows: LabelledRows, positive: str, target: int | None, out: Path, method: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from dnabert.data.planted import planted_lines, planted_rows  # noqa: E402
 from dnabert.genome.shards import open_genome  # noqa: E402
 from dnabert.interpret.attribution import attribution_batches, modisco_inputs  # noqa: E402
 from dnabert.interpret.jaspar import Matrix, read_meme, tomtom_matches  # noqa: E402
-from dnabert.interpret.modisco import ModiscoConfig, modisco_patterns  # noqa: E402
+from dnabert.interpret.modisco import ModiscoConfig, ModiscoResult, run_modisco  # noqa: E402
 from dnabert.interpret.motif_outputs import attention_motifs, consensus, match_lines  # noqa: E402
 from dnabert.interpret.motifs import MotifConfig  # noqa: E402
 from dnabert.models.inference import load_classifier  # noqa: E402
@@ -120,13 +121,17 @@ def main(argv: list[str]) -> None:
             np.save(cache, np.stack(hypothetical))
         one_hot, hypothetical = modisco_inputs(positives, list(np.load(cache)))
         agreement[background] = site_agreement([r for r in labelled if r["label"] == "1"], hypothetical, matrices)
+        clustered: dict[str, ModiscoResult] = {}  # candidates differing only in trimming share one TF-MoDISco run
         for name, (method, settings) in CANDIDATES.items():
             if method == "attention":
                 config = MotifConfig().with_settings(settings)
                 found = attention_motifs(model, positives, negatives, positives, config, 64, 512, False)[0]
             else:
                 config = ModiscoConfig().with_settings(settings)
-                patterns = modisco_patterns(one_hot, hypothetical, config).patterns
+                key = repr(replace(config, trim_bits=0.0, trim_threshold=0.0))
+                if key not in clustered:
+                    clustered[key] = run_modisco(one_hot, hypothetical, config)
+                patterns = clustered[key].patterns(config)
                 found = [Matrix(p.name, consensus(p.probabilities), p.probabilities, len(p.seqlets)) for p in patterns]
             table = out / "validation_matches.tsv"
             write_text_atomic(table, "\n".join(match_lines(tomtom_matches(found, known, config.tomtom_top))) + "\n")
