@@ -24,7 +24,7 @@ from dnabert.data.planted import planted_lines, planted_rows  # noqa: E402
 from dnabert.genome.shards import open_genome  # noqa: E402
 from dnabert.interpret.attribution import attribution_batches, modisco_inputs  # noqa: E402
 from dnabert.interpret.jaspar import Matrix, read_meme, tomtom_matches  # noqa: E402
-from dnabert.interpret.modisco import ModiscoConfig, ModiscoResult, run_modisco  # noqa: E402
+from dnabert.interpret.modisco import ModiscoConfig, ModiscoResult, Pattern, run_modisco  # noqa: E402
 from dnabert.interpret.motif_outputs import attention_motifs, consensus, match_lines  # noqa: E402
 from dnabert.interpret.motifs import MotifConfig  # noqa: E402
 from dnabert.models.inference import load_classifier  # noqa: E402
@@ -82,6 +82,32 @@ def site_agreement(rows: list[dict], hypothetical: np.ndarray, matrices: dict[st
     return agreement
 
 
+def seqlet_provenance(rows: list[dict], patterns: list[Pattern], best: dict[str, str],
+                      matrices: dict[str, Matrix]) -> dict[str, dict]:
+    """Per planted matrix: how many of its planted sites a seqlet of any pattern overlaps; the pattern holding most
+    of those seqlets, the share of its seqlets on those sites and on unplanted sequence (a look-alike the model
+    also scores), and its best JASPAR match. Did the model see the sites, and what was clustered with them?"""
+    def source(index: int, start: int, end: int) -> str:
+        row = rows[index]
+        site = int(row["start"])
+        return row["motif"] if start < site + matrices[row["motif"]].probabilities.shape[1] and end > site else ""
+
+    sources = {p.name: [(i, source(i, start, end)) for i, start, end, _ in p.seqlets] for p in patterns}
+    consensuses = {p.name: consensus(p.probabilities) for p in patterns}
+    provenance = {}
+    for identifier in matrices:
+        holding = {name: sum(s == identifier for _, s in found) for name, found in sources.items()}
+        name = max(holding, key=holding.get, default="")
+        found = sources.get(name, [])
+        provenance[identifier] = {
+            "sites": sum(r["motif"] == identifier for r in rows),
+            "sites_in_seqlets": len({i for seqlets in sources.values() for i, s in seqlets if s == identifier}),
+            "pattern": name, "consensus": consensuses.get(name, ""),
+            "on_sites": holding.get(name, 0) / max(len(found), 1),
+            "unplanted": sum(s == "" for _, s in found) / max(len(found), 1), "best_match": best.get(name, "")}
+    return provenance
+
+
 def chosen(results: dict[str, dict[str, list[dict]]]) -> str:
     """The candidate recovering the most planted matrices at rank 1 summed over backgrounds (ties: at rank <= 3,
     then the first declared)."""
@@ -100,7 +126,7 @@ def main(argv: list[str]) -> None:
     seed = cfg.seeds[0]
     lines = ["| background | method, settings | recovered (rank 1) | recovered (rank <= 3) | motifs |",
              "|---|---|---:|---:|---:|"]
-    results, agreement = {}, {}
+    results, agreement, discovered, positive_rows = {}, {}, {}, {}
     for background, fasta in cfg.backgrounds.items():
         out = Path(cfg.output_dir) / background / f"seed{seed}"
         val = out / "validation.tsv"
@@ -120,7 +146,8 @@ def main(argv: list[str]) -> None:
                 hypothetical.extend(batch.hypothetical)
             np.save(cache, np.stack(hypothetical))
         one_hot, hypothetical = modisco_inputs(positives, list(np.load(cache)))
-        agreement[background] = site_agreement([r for r in labelled if r["label"] == "1"], hypothetical, matrices)
+        positive_rows[background] = [r for r in labelled if r["label"] == "1"]
+        agreement[background] = site_agreement(positive_rows[background], hypothetical, matrices)
         clustered: dict[str, ModiscoResult] = {}  # candidates differing only in trimming share one TF-MoDISco run
         for name, (method, settings) in CANDIDATES.items():
             if method == "attention":
@@ -133,8 +160,12 @@ def main(argv: list[str]) -> None:
                     clustered[key] = run_modisco(one_hot, hypothetical, config)
                 patterns = clustered[key].patterns(config)
                 found = [Matrix(p.name, consensus(p.probabilities), p.probabilities, len(p.seqlets)) for p in patterns]
+            matches = tomtom_matches(found, known, config.tomtom_top)
+            if method == "modisco":
+                best = {m.query: m.target.name for m in matches if m.rank == 1}
+                discovered.setdefault(background, {})[name] = (patterns, best)
             table = out / "validation_matches.tsv"
-            write_text_atomic(table, "\n".join(match_lines(tomtom_matches(found, known, config.tomtom_top))) + "\n")
+            write_text_atomic(table, "\n".join(match_lines(matches)) + "\n")
             rows = recovery(table, matrices, cfg.q_cutoff)
             results.setdefault(background, {})[name] = rows
             lines.append(f"| {background} | {name} | {sum(r['recovered'] for r in rows)}/{len(rows)} | "
@@ -147,10 +178,23 @@ def main(argv: list[str]) -> None:
               "| matrix | TF | " + " | ".join(agreement) + " |", "|---|---|" + "---:|" * len(agreement)]
     lines += [f"| {i} | {m.name} | " + " | ".join(f"{agreement[b][i]:.2f}" for b in agreement) + " |"
               for i, m in matrices.items()]
+    provenance = {background: seqlet_provenance(positive_rows[background], *discovered[background][choice], matrices)
+                  for background in discovered if choice in discovered[background]}
+    if provenance:
+        lines += ["", "Seqlets of the chosen candidate at the planted sites: sites a seqlet overlaps; the pattern "
+                  "holding most of them (name, consensus), the share of its seqlets on those sites and on unplanted "
+                  "sequence, and its best JASPAR match:", "",
+                  "| background | matrix | TF | sites in seqlets | pattern | its seqlets on the sites | on unplanted "
+                  "sequence | its best match |", "|---|---|---|---:|---|---:|---:|---|"]
+        lines += [f"| {b} | {i} | {matrices[i].name} | {p['sites_in_seqlets']}/{p['sites']} | {p['pattern']} "
+                  f"{p['consensus']} | {100 * p['on_sites']:.0f} % | {100 * p['unplanted']:.0f} % | "
+                  f"{p['best_match']} |"
+                  for b, per_matrix in provenance.items() for i, p in per_matrix.items()]
     write_text_atomic(Path(cfg.record_dir) / "validation.md", "\n".join(lines) + "\n")
     write_json_atomic(Path(cfg.record_dir) / "validation.json", {"seed": seed, "candidates": CANDIDATES,
                                                                   "recovery": results, "chosen": choice,
-                                                                  "site_agreement": agreement})
+                                                                  "site_agreement": agreement,
+                                                                  "seqlet_provenance": provenance})
 
 
 if __name__ == "__main__":
