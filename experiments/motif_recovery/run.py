@@ -84,6 +84,15 @@ def discover(cfg, out: Path, method: str) -> Path:
     return motifs
 
 
+def predictions_on_test(out: Path) -> np.ndarray:
+    """P(label 1) per test row by the chosen model (`dnabert predict`, its output kept in test_predictions.tsv)."""
+    predictions = out / "test_predictions.tsv"
+    if not predictions.exists():
+        run([sys.executable, "-m", "dnabert.cli", "predict", str(out / "model" / "checkpoints" / "best.hf"),
+             "--input", str(out / "test.tsv"), "--out", str(predictions), "--quiet"])
+    return np.array([float(r["p_1"]) for r in csv.DictReader(open(predictions), delimiter="\t")])
+
+
 def validation_curve(model_dir: Path) -> list[float]:
     """Validation AUROC after each epoch of a fine-tuning run (its CSV log)."""
     log = next(model_dir.glob("csv/version_*/metrics.csv"))
@@ -107,19 +116,44 @@ def recovery(matches_file: Path, matrices: dict[str, Matrix], cutoff: float) -> 
     return rows
 
 
+def matrix_scores(one_hot: np.ndarray, matrix: Matrix) -> np.ndarray:
+    """Each row's best log-odds match to `matrix` (either strand) over the uniform background, from (N, L, 4)
+    one-hot rows."""
+    log_odds = np.log((matrix.probabilities + 1e-3) / 0.25).T  # width x 4
+    windows = np.lib.stride_tricks.sliding_window_view(one_hot, len(log_odds), axis=1)  # N, L-w+1, 4, w
+    # the reverse complement reads ACGT -> TGCA backwards
+    return np.max([np.einsum("nlcw,wc->nl", windows, w).max(1) for w in (log_odds, log_odds[::-1, ::-1])], axis=0)
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of scores for boolean labels (ties count half)."""
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - labels.sum() * (labels.sum() + 1) / 2) / (labels.sum() * (~labels).sum()))
+
+
 def oracle_auroc(rows: list[dict], matrices: dict[str, Matrix]) -> float:
     """AUROC of the planted matrices themselves: each row scored by its best log-odds match to any of them (either
     strand), against the uniform background: what separating planted from unplanted rows allows at best."""
     one_hot = np.stack([nucleotide_one_hot(r["sequence"]) for r in rows])
-    best = np.full(len(rows), -np.inf)
-    for matrix in matrices.values():
-        log_odds = np.log((matrix.probabilities + 1e-3) / 0.25).T  # width x 4
-        for weights in (log_odds, log_odds[::-1, ::-1]):  # the reverse complement reads ACGT -> TGCA backwards
-            windows = np.lib.stride_tricks.sliding_window_view(one_hot, len(weights), axis=1)  # N, L-w+1, 4, w
-            best = np.maximum(best, np.einsum("nlcw,wc->nl", windows, weights).max(1))
-    labels = np.array([r["label"] == "1" for r in rows])
-    ranks = rankdata(best)
-    return float((ranks[labels].sum() - labels.sum() * (labels.sum() + 1) / 2) / (labels.sum() * (~labels).sum()))
+    best = np.max([matrix_scores(one_hot, matrix) for matrix in matrices.values()], axis=0)
+    return auroc(best, np.array([r["label"] == "1" for r in rows]))
+
+
+def per_matrix_auroc(rows: list[dict], scores: np.ndarray, matrices: dict[str, Matrix]) -> dict[str, float]:
+    """Per planted matrix, the AUROC of per-row `scores` on that matrix's positives against all negatives."""
+    negative = np.array([r["label"] == "0" for r in rows])
+    result = {}
+    for identifier in matrices:
+        mine = np.array([r["motif"] == identifier for r in rows]) | negative
+        result[identifier] = auroc(scores[mine], ~negative[mine])
+    return result
+
+
+def own_matrix_auroc(rows: list[dict], matrices: dict[str, Matrix]) -> dict[str, float]:
+    """Per planted matrix, `per_matrix_auroc` of its own best log-odds match: what that matrix allows at best."""
+    one_hot = np.stack([nucleotide_one_hot(r["sequence"]) for r in rows])
+    return {identifier: per_matrix_auroc(rows, matrix_scores(one_hot, matrix), {identifier: matrix})[identifier]
+            for identifier, matrix in matrices.items()}
 
 
 def planted_sites(rows: list[dict], tracks, identifier: str, width: int) -> list[np.ndarray]:
@@ -161,7 +195,10 @@ def run_one(cfg, background: str, fasta: str, seed: int, matrices: dict[str, Mat
     record = {"background": background, "seed": seed,
               "background_gc": gc_content([r["sequence"] for r in rows if r["label"] == "0"]),
               "test_metrics": test, "val_auroc_by_epoch": validation_curve(out / "model"),
-              "planted_matrices_auroc": oracle_auroc(rows, matrices), "methods": {}, "motifs_found": {}}
+              "planted_matrices_auroc": oracle_auroc(rows, matrices),
+              "per_matrix_auroc": {"classifier": per_matrix_auroc(rows, predictions_on_test(out), matrices),
+                                   "own_matrix": own_matrix_auroc(rows, matrices)},
+              "methods": {}, "motifs_found": {}}
     sites = out / "planted_sites_matches.tsv"
     write_text_atomic(sites, "\n".join(match_lines(tomtom_matches(site_matrices(rows, matrices), known))) + "\n")
     record["planted_sites"] = recovery(sites, matrices, cfg.q_cutoff)
@@ -200,9 +237,12 @@ def tables(cfg, records: list[dict], matrices: dict[str, Matrix]) -> str:
     span = f"{min(exact)}" if min(exact) == max(exact) else f"{min(exact)} to {max(exact)}"
     lines += ["", f"The planted sites' own matrices (every site of the test split, exactly aligned) pass the same rule "
               f"for {span} of {len(matrices)} matrices per run."]
-    lines += ["", "Seeds recovering each matrix (rank 1 / rank <= 3), of " + str(seeds) + ":", "",
-              "| matrix | TF | width | GC | " + " | ".join(f"{b} {m}" for b in backgrounds for m in cfg.methods) + " |",
-              "|---|---|---:|---:|" + "---:|" * (len(backgrounds) * len(cfg.methods))]
+    lines += ["", f"Seeds recovering each matrix (rank 1 / rank <= 3), of {seeds}, and per background the AUROC of "
+              "its test positives against all test negatives by the classifier / by the matrix itself (mean over "
+              "seeds):", "",
+              "| matrix | TF | width | GC | " + " | ".join(f"{b} {m}" for b in backgrounds for m in cfg.methods)
+              + " | " + " | ".join(f"{b} AUROC classifier / matrix" for b in backgrounds) + " |",
+              "|---|---|---:|---:|" + "---:|" * (len(backgrounds) * (len(cfg.methods) + 1))]
     for identifier, matrix in matrices.items():
         cells = []
         for background in backgrounds:
@@ -210,6 +250,10 @@ def tables(cfg, records: list[dict], matrices: dict[str, Matrix]) -> str:
                 rows = [next(m for m in r["methods"][method] if m["jaspar_id"] == identifier)
                         for r in records if r["background"] == background]
                 cells.append(f"{sum(m['recovered'] for m in rows)} / {sum(m['recovered_top3'] for m in rows)}")
+        for background in backgrounds:
+            runs = [r["per_matrix_auroc"] for r in records if r["background"] == background]
+            cells.append(" / ".join(f"{np.mean([r[by][identifier] for r in runs]):.3f}"
+                                    for by in ("classifier", "own_matrix")))
         gc = matrix.probabilities[1:3].sum(0).mean()
         lines.append(f"| {identifier} | {matrix.name} | {matrix.probabilities.shape[1]} | {100 * gc:.0f} % | "
                      + " | ".join(cells) + " |")

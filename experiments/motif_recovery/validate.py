@@ -15,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import ROOT, load_config, planted_matrices, planted_sites, recovery  # noqa: E402
+from run import (ROOT, auroc, load_config, oracle_auroc, own_matrix_auroc, per_matrix_auroc,  # noqa: E402
+                 planted_matrices, planted_sites, recovery)
 
 from dnabert.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from dnabert.baselines import cnn, kmer_counts, logistic_regression, one_hot as flat_one_hot  # noqa: E402
 from dnabert.data.planted import planted_lines, planted_rows  # noqa: E402
 from dnabert.genome.shards import open_genome  # noqa: E402
 from dnabert.interpret.attribution import attribution_batches, modisco_inputs  # noqa: E402
@@ -27,7 +30,7 @@ from dnabert.interpret.jaspar import Matrix, read_meme, tomtom_matches  # noqa: 
 from dnabert.interpret.modisco import ModiscoConfig, ModiscoResult, Pattern, run_modisco  # noqa: E402
 from dnabert.interpret.motif_outputs import attention_motifs, consensus, match_lines  # noqa: E402
 from dnabert.interpret.motifs import MotifConfig  # noqa: E402
-from dnabert.models.inference import load_classifier  # noqa: E402
+from dnabert.models.inference import load_classifier, predict  # noqa: E402
 
 FIRST = ["sliding_window_size=20", "flank_size=5", "trim_to_window_size=30", "initial_flank_to_add=10",
          "max_seqlets_per_metacluster=2000", "trim_threshold=0.3", "trim_bits=0"]
@@ -108,6 +111,28 @@ def seqlet_provenance(rows: list[dict], patterns: list[Pattern], best: dict[str,
     return provenance
 
 
+def classifier_aurocs(model, train: list[dict], rows: list[dict], matrices: dict[str, Matrix],
+                      epochs: int) -> dict[str, dict[str, float]]:
+    """AUROC of all validation rows (`all`) and, per planted matrix, of its positives against all negatives, scored
+    by the study's classifier, by two references fit to the same training rows (logistic regression on 6-mer
+    counts: DNABERT-6's tokens without their order; the one-hot CNN of dnabert.baselines, `epochs` epochs) and by
+    the planted matrices themselves (for `all`, each row's best match to any of them): what the classifier
+    learnt, against what the sequences allow."""
+    sequences, labels = [r["sequence"] for r in rows], np.array([r["label"] == "1" for r in rows])
+    train_sequences = [r["sequence"] for r in train]
+    train_labels = np.array([int(r["label"]) for r in train])
+    scores = {
+        "classifier": predict(model, sequences, progress=False)[:, 1],
+        "6-mer logistic regression": logistic_regression(kmer_counts(train_sequences, 6), train_labels,
+                                                         kmer_counts(sequences, 6), 2).softmax(-1)[:, 1].numpy(),
+        f"one-hot CNN, {epochs} epochs": cnn(flat_one_hot(train_sequences), train_labels, flat_one_hot(sequences), 2,
+                                             epochs).softmax(-1)[:, 1].numpy()}
+    result = {name: {"all": auroc(values, labels), **per_matrix_auroc(rows, values, matrices)}
+              for name, values in scores.items()}
+    result["planted matrices"] = {"all": oracle_auroc(rows, matrices), **own_matrix_auroc(rows, matrices)}
+    return result
+
+
 def chosen(results: dict[str, dict[str, list[dict]]]) -> str:
     """The candidate recovering the most planted matrices at rank 1 summed over backgrounds (ties: at rank <= 3,
     then the first declared)."""
@@ -126,7 +151,8 @@ def main(argv: list[str]) -> None:
     seed = cfg.seeds[0]
     lines = ["| background | method, settings | recovered (rank 1) | recovered (rank <= 3) | motifs |",
              "|---|---|---:|---:|---:|"]
-    results, agreement, discovered, positive_rows = {}, {}, {}, {}
+    results, agreement, discovered, positive_rows, classifiers = {}, {}, {}, {}, {}
+    epochs = int(OmegaConf.from_dotlist(list(cfg.train_overrides)).trainer.max_epochs)
     for background, fasta in cfg.backgrounds.items():
         out = Path(cfg.output_dir) / background / f"seed{seed}"
         val = out / "validation.tsv"
@@ -145,6 +171,8 @@ def main(argv: list[str]) -> None:
             for batch in attribution_batches(model, positives, 1, ModiscoConfig().steps, progress=False):
                 hypothetical.extend(batch.hypothetical)
             np.save(cache, np.stack(hypothetical))
+        train = list(csv.DictReader(open(out / "train.tsv"), delimiter="\t"))
+        classifiers[background] = classifier_aurocs(model, train, labelled, matrices, epochs)
         one_hot, hypothetical = modisco_inputs(positives, list(np.load(cache)))
         positive_rows[background] = [r for r in labelled if r["label"] == "1"]
         agreement[background] = site_agreement(positive_rows[background], hypothetical, matrices)
@@ -190,11 +218,20 @@ def main(argv: list[str]) -> None:
                   f"{p['consensus']} | {100 * p['on_sites']:.0f} % | {100 * p['unplanted']:.0f} % | "
                   f"{p['best_match']} |"
                   for b, per_matrix in provenance.items() for i, p in per_matrix.items()]
+    scorers = list(next(iter(classifiers.values())))
+    lines += ["", "AUROC of each matrix's positives against all negatives (`all`: every row), by the classifier, by "
+              "two references fit to the same training rows, and by the planted matrices themselves:", "",
+              "| background | matrix | TF | " + " | ".join(scorers) + " |",
+              "|---|---|---|" + "---:|" * len(scorers)]
+    lines += [f"| {b} | {i} | {matrices[i].name if i in matrices else ''} | "
+              + " | ".join(f"{scores[name][i]:.3f}" for name in scorers) + " |"
+              for b, scores in classifiers.items() for i in ["all", *matrices]]
     write_text_atomic(Path(cfg.record_dir) / "validation.md", "\n".join(lines) + "\n")
     write_json_atomic(Path(cfg.record_dir) / "validation.json", {"seed": seed, "candidates": CANDIDATES,
                                                                   "recovery": results, "chosen": choice,
                                                                   "site_agreement": agreement,
-                                                                  "seqlet_provenance": provenance})
+                                                                  "seqlet_provenance": provenance,
+                                                                  "classifier_auroc": classifiers})
 
 
 if __name__ == "__main__":
