@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -131,29 +132,32 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - labels.sum() * (labels.sum() + 1) / 2) / (labels.sum() * (~labels).sum()))
 
 
-def oracle_auroc(rows: list[dict], matrices: dict[str, Matrix]) -> float:
-    """AUROC of the planted matrices themselves: each row scored by its best log-odds match to any of them (either
-    strand), against the uniform background: what separating planted from unplanted rows allows at best."""
+def planted_matrix_scores(rows: list[dict], matrices: dict[str, Matrix]) -> dict[str, np.ndarray]:
+    """Per planted matrix, each row's best log-odds match to it (`matrix_scores`)."""
     one_hot = np.stack([nucleotide_one_hot(r["sequence"]) for r in rows])
-    best = np.max([matrix_scores(one_hot, matrix) for matrix in matrices.values()], axis=0)
-    return auroc(best, np.array([r["label"] == "1" for r in rows]))
+    return {identifier: matrix_scores(one_hot, matrix) for identifier, matrix in matrices.items()}
 
 
-def per_matrix_auroc(rows: list[dict], scores: np.ndarray, matrices: dict[str, Matrix]) -> dict[str, float]:
-    """Per planted matrix, the AUROC of per-row `scores` on that matrix's positives against all negatives."""
+def oracle_auroc(rows: list[dict], scores: dict[str, np.ndarray]) -> float:
+    """AUROC of the planted matrices themselves (`planted_matrix_scores`): each row scored by its best match to any
+    of them: what separating planted from unplanted rows allows at best."""
+    return auroc(np.max(list(scores.values()), axis=0), np.array([r["label"] == "1" for r in rows]))
+
+
+def per_matrix_auroc(rows: list[dict], scores: np.ndarray, identifiers: Iterable[str]) -> dict[str, float]:
+    """Per planted matrix (of `identifiers`), the AUROC of per-row `scores` on its positives against all negatives."""
     negative = np.array([r["label"] == "0" for r in rows])
     result = {}
-    for identifier in matrices:
+    for identifier in identifiers:
         mine = np.array([r["motif"] == identifier for r in rows]) | negative
         result[identifier] = auroc(scores[mine], ~negative[mine])
     return result
 
 
-def own_matrix_auroc(rows: list[dict], matrices: dict[str, Matrix]) -> dict[str, float]:
+def own_matrix_auroc(rows: list[dict], scores: dict[str, np.ndarray]) -> dict[str, float]:
     """Per planted matrix, `per_matrix_auroc` of its own best log-odds match: what that matrix allows at best."""
-    one_hot = np.stack([nucleotide_one_hot(r["sequence"]) for r in rows])
-    return {identifier: per_matrix_auroc(rows, matrix_scores(one_hot, matrix), {identifier: matrix})[identifier]
-            for identifier, matrix in matrices.items()}
+    return {identifier: per_matrix_auroc(rows, values, [identifier])[identifier]
+            for identifier, values in scores.items()}
 
 
 def planted_sites(rows: list[dict], tracks, identifier: str, width: int) -> list[np.ndarray]:
@@ -192,12 +196,13 @@ def run_one(cfg, background: str, fasta: str, seed: int, matrices: dict[str, Mat
     make_data(cfg, fasta, seed, out, matrices)
     test = train(cfg, seed, out)
     rows = list(csv.DictReader(open(out / "test.tsv"), delimiter="\t"))
+    scores = planted_matrix_scores(rows, matrices)
     record = {"background": background, "seed": seed,
               "background_gc": gc_content([r["sequence"] for r in rows if r["label"] == "0"]),
               "test_metrics": test, "val_auroc_by_epoch": validation_curve(out / "model"),
-              "planted_matrices_auroc": oracle_auroc(rows, matrices),
+              "planted_matrices_auroc": oracle_auroc(rows, scores),
               "per_matrix_auroc": {"classifier": per_matrix_auroc(rows, predictions_on_test(out), matrices),
-                                   "own_matrix": own_matrix_auroc(rows, matrices)},
+                                   "own_matrix": own_matrix_auroc(rows, scores)},
               "methods": {}, "motifs_found": {}}
     sites = out / "planted_sites_matches.tsv"
     write_text_atomic(sites, "\n".join(match_lines(tomtom_matches(site_matrices(rows, matrices), known))) + "\n")

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run import (ROOT, auroc, load_config, oracle_auroc, own_matrix_auroc, per_matrix_auroc,  # noqa: E402
-                 planted_matrices, planted_sites, recovery)
+                 planted_matrices, planted_matrix_scores, planted_sites, recovery)
 
 from dnabert.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 from dnabert.baselines import cnn, kmer_counts, logistic_regression, one_hot as flat_one_hot  # noqa: E402
@@ -129,7 +129,8 @@ def classifier_aurocs(model, train: list[dict], rows: list[dict], matrices: dict
                                              epochs).softmax(-1)[:, 1].numpy()}
     result = {name: {"all": auroc(values, labels), **per_matrix_auroc(rows, values, matrices)}
               for name, values in scores.items()}
-    result["planted matrices"] = {"all": oracle_auroc(rows, matrices), **own_matrix_auroc(rows, matrices)}
+    planted = planted_matrix_scores(rows, matrices)
+    result["planted matrices"] = {"all": oracle_auroc(rows, planted), **own_matrix_auroc(rows, planted)}
     return result
 
 
