@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from dnabert.data.finetuning import natural_order
-from dnabert.data.labelled_layouts import read_labelled
+from dnabert.data.labelled import LabelledRows
 from dnabert.models.metrics import task_metrics
 from dnabert.problems import metric_inputs
 from dnabert.tokenization import CODE_TABLE, NUM_SPECIAL, batch_kmer_ids, vocab_size
@@ -84,12 +83,11 @@ def cnn(train_x, train_y, test_x, classes: int, epochs: int, batch_size: int = 6
         return net(channels(test_x))
 
 
-def baseline_rows(train_path: str | Path, test_path: str | Path, cnn_epochs: int = 0) -> dict[str, dict[str, float]]:
+def baseline_rows(train: LabelledRows, test: LabelledRows, cnn_epochs: int = 0) -> dict[str, dict[str, float]]:
     """Test metrics (`test/...`, as train.py writes them) of logistic regression on 4-mer counts (of the whole
     sequence and of each third) and on one-hot sequence, and of the one-hot CNN when `cnn_epochs` > 0. All but the
     first need equal-length sequences and are left out without.
     """
-    train, test = read_labelled(train_path), read_labelled(test_path)
     classes = natural_order({labels[0] for labels in train.labels})
     lookup = {name: i for i, name in enumerate(classes)}
     train_y = np.array([lookup[labels[0]] for labels in train.labels])

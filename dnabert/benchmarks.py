@@ -3,8 +3,8 @@ seeds through the same training run as `python -m dnabert.train benchmark=<suite
 summarised in one table.
 
 A suite is one config, `conf/benchmark/<suite>.yaml`: its data layout, the metric it reports and its tasks (name:
-folder). Finished runs (`test_metrics.json` beside a `config.yaml` equal to the new config) are reused, so
-an interrupted suite continues where it stopped.
+folder). A finished run is reused by the run store's rule (dnabert/run_store.py: the same resolved config, data,
+`model.init` and threads), so an interrupted suite continues where it stopped.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 from dnabert.atomic import write_text_atomic
 from dnabert.config import BENCHMARK_SUITES, CONF_DIR, composed
 from dnabert.errors import DnabertError, read_json
-from dnabert.provenance import resolved_config
+from dnabert.provenance import resolved_config, run_identity
+from dnabert.run_store import clear, finished
 
 @dataclass
 class TaskResult:
@@ -61,20 +62,15 @@ def seed_configs(suite: str, task: str, init: str, seeds: list[int], out: Path, 
 
 
 def run_task(cfg) -> dict[str, float]:
-    """Test metrics of one run: trained now, or read back when the same config already finished in its
-    `paths.output_dir`."""
+    """Test metrics of one run: read back when its `paths.output_dir` holds a run that finished with the identity it
+    would have now (the run store's rule), else trained now in that directory, cleared first."""
     from dnabert.training import train  # Lightning and the models load only when something is trained
 
     output_dir = Path(cfg.paths.output_dir)
-    metrics_file = output_dir / "test_metrics.json"
-    config_file = output_dir / "config.yaml"
-    if metrics_file.is_file() and config_file.is_file():
-        if OmegaConf.to_container(OmegaConf.load(config_file)) != resolved_config(cfg):
-            raise DnabertError(f"{output_dir}: holds a finished run with another config; choose another --out "
-                               "or remove that directory")
-        return read_json(metrics_file, "remove the run directory to train it again")
-    train(cfg)
-    return read_json(metrics_file, "remove the run directory to train it again")
+    if not finished(output_dir, run_identity(resolved_config(cfg))):
+        clear(output_dir)
+        train(cfg)
+    return read_json(output_dir / "test_metrics.json", "remove the run directory to train it again")
 
 
 def run_suite(suite: str, init: str, seeds: list[int], out: Path, tasks: list[str] | None = None,

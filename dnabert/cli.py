@@ -37,8 +37,11 @@ EXAMPLES = {
     "variants": ["dnabert variants best.hf --vcf calls.vcf.gz --genome hg38.fa.gz --out effects.tsv",
                  "dnabert variants best.hf --sequences seqs.tsv --saturation --out saturation.tsv"],
     "benchmark": ["dnabert benchmark gue model=dnabert6 --init pretrain/checkpoints/last.hf --out gue/"],
-    "study": ["dnabert study experiments/splice_primate/study.yaml"],
+    "study": ["dnabert study experiments/splice_primate   # after: python train.py -m -cd FOLDER -cn study",
+              "dnabert study experiments/splice_primate seed=1,2,3 --out experiments/splice_primate/rerun"],
     "runs": ["dnabert runs multirun/2026-12-03/10-00-00 --metric val/mcc"],
+    "figures": ["dnabert figures   # from the checkout root: every README block from its record",
+                "dnabert figures --check"],
 }
 """Usage examples shown at the end of each command's --help."""
 
@@ -328,11 +331,11 @@ def _benchmark(args: argparse.Namespace) -> None:
 
 
 def _study(args: argparse.Namespace) -> None:
-    from dnabert.study import run_study
+    from dnabert.study import report
 
-    chosen, table = run_study(args.config)
-    print(table + f"chosen on validation: {chosen}; {args.config.parent / 'results.json'}, "
-          f"{args.config.parent / 'table.md'}")
+    out = args.out or args.folder
+    chosen, table = report(args.folder, args.overrides, out)
+    print(table + f"chosen on validation: {chosen}; {out / 'results.json'}, {out / 'table.md'}")
 
 
 def _runs(args: argparse.Namespace) -> None:
@@ -343,6 +346,21 @@ def _runs(args: argparse.Namespace) -> None:
         raise DnabertError("dnabert runs: give --out DIR when comparing several directories")
     written = compare(args.directories, out, args.metric, args.mode)
     print(written[0].read_text() + "\n".join(str(path) for path in written))
+
+
+def _figures(args: argparse.Namespace) -> None:
+    from dnabert.figures import stale, write_all
+
+    root = Path.cwd()
+    if not (root / "experiments").is_dir():
+        raise DnabertError(f"{root}: not a dnabert checkout's root (no experiments/); run dnabert figures from there")
+    if args.check:
+        drifted = stale(root)
+        if drifted:
+            raise DnabertError(f"figures differ from their records in {', '.join(drifted)}: run dnabert figures")
+        print("every generated figure matches its record")
+        return
+    print("\n".join(f"rewrote {name}" for name in write_all(root)) or "every generated figure matched its record")
 
 
 def _model_command(commands, name: str, help: str, run, model: str, out: str, sequences: bool = True,
@@ -473,9 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--out", type=Path, required=True,
                            help="directory: one run per task and seed, results.tsv, results.md, results.png/.svg")
     benchmark.set_defaults(run=_benchmark)
-    study = _command(commands, "study", "a declared study: arms x seeds, baselines, ensembles, chosen on "
-                                              "validation -> results.json, table.md")
-    study.add_argument("config", type=Path, help="study file (YAML; see dnabert/study.py and experiments/README.md)")
+    study = _command(commands, "study", "report a finished study (run by python train.py -m -cd FOLDER -cn study): "
+                                        "arm chosen on validation, ensembles, baselines -> results.json, table.md")
+    study.add_argument("folder", type=Path, help="study folder: study.yaml and arm/*.yaml (see dnabert/study.py)")
+    study.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="the overrides the study ran with, if any")
+    study.add_argument("--out", type=Path, default=None,
+                       help="where results.json and table.md go (default: the study folder), e.g. for a rerun of part "
+                            "of a study")
     study.set_defaults(run=_study)
     runs = _command(commands, "runs", "compare runs offline: the config values that differ, final and best "
                                             "metric, learning curves -> runs.md, runs.tsv, curves.png/.svg")
@@ -487,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--out-dir", dest="out", type=Path, default=None,
                       help="where the table and plot go (default: the one DIR given)")
     runs.set_defaults(run=_runs)
+    figures = _command(commands, "figures", "rewrite every generated figure block of the READMEs from its committed "
+                                            "record (from the checkout root)")
+    figures.add_argument("--check", action="store_true", help="write nothing; fail if a block differs from its record")
+    figures.set_defaults(run=_figures)
     return parser
 
 

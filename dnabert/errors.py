@@ -28,6 +28,12 @@ ERRNO_ADVICE = {
 }
 
 
+PLUGIN_PACKAGES = {"joblib": "'dnabert[sweep]'", "submitit_slurm": "'dnabert[sweep]'",
+                   "submitit_local": "'dnabert[sweep]'", "optuna": "'dnabert[sweep]'", "ray": "hydra-ray-launcher",
+                   "rq": "hydra-rq-launcher", "ax": "hydra-ax-sweeper", "nevergrad": "hydra-nevergrad-sweeper"}
+"""What to install for a Hydra launcher or sweeper that is not there (`hydra/launcher=ray`)."""
+
+
 class DnabertError(Exception):
     """A problem the user can fix; reported as a single `dnabert: ...` line, never a traceback."""
 
@@ -51,7 +57,11 @@ def describe(error: BaseException) -> str:
     if isinstance(error, DnabertError):
         return str(error)
     if isinstance(error, MissingConfigException) and error.options:  # an unknown choice of a config group
-        return f"{str(error).splitlines()[0]}; choose from {', '.join(sorted(error.options))}"
+        line = f"{str(error).splitlines()[0]}; choose from {', '.join(sorted(error.options))}"
+        group, _, choice = (error.missing_cfg_file or "").rpartition("/")
+        if group in ("hydra/launcher", "hydra/sweeper") and choice in PLUGIN_PACKAGES:
+            line += f", or install it: pip install {PLUGIN_PACKAGES[choice]}"
+        return line
     if isinstance(error, CompactHydraException):  # a config that cannot be composed: Hydra's reasons, on one line
         lines = [line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()]
         return "; ".join(line for line in lines if not line.startswith(("full_key:", "object_type=")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -20,6 +21,37 @@ DATA_FILES = ("genome", "train", "val", "test", "labels")
 """Keys of the `data` config that name input files (or a genome shard directory)."""
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
+NOT_IDENTITY = ("paths", "logger", "study")
+"""Config keys that do not change what a run computes: where it writes and logs, and the study declaration
+around it (its selection metric and ensembles are read by the report, not by the run)."""
+
+
+def _located(value: object, output_dir: str) -> object:
+    """`value` with the run's own directory written as `<run>`, so that a moved checkout keeps its runs."""
+    if isinstance(value, dict):
+        return {key: _located(item, output_dir) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_located(item, output_dir) for item in value]
+    if isinstance(value, str) and output_dir and value.startswith(output_dir):
+        return "<run>" + value[len(output_dir):]
+    return value
+
+
+def run_identity(config: dict) -> dict:
+    """What makes a finished run reusable, from its resolved config: the config's hash (where it writes and logs
+    left out), the checksums of its data files and of its `model.init`, and its thread count."""
+    output_dir = str((config.get("paths") or {}).get("output_dir") or "")
+    kept = _located({key: value for key, value in config.items() if key not in NOT_IDENTITY}, output_dir)
+    data = config.get("data") or {}
+    files = {f"data.{key}": data.get(key) for key in DATA_FILES if data.get(key)}
+    init = (config.get("model") or {}).get("init")
+    if init and init != "random":
+        files["model.init"] = init
+    checksums = {key: path_checksum(Path(str(path))) for key, path in files.items()}
+    return {"config_sha256": hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest(),
+            "checksums": {key: value for key, value in checksums.items() if value is not None},
+            "threads": config.get("threads")}
+
 
 def resolved_config(cfg: DictConfig) -> dict:
     """The config as plain values; a value still missing (`???`) is a one-line user error."""
@@ -33,10 +65,10 @@ def resolved_config(cfg: DictConfig) -> dict:
 def checkout_relative(values: dict) -> dict:
     """`values` with every absolute path inside or beside the checkout named from its root (`experiments/...`,
     `../shared/...`), so that a benchmark's record holds no path of the machine it ran on."""
-    def relative(value):
-        path = Path(str(value))
-        inside = path.is_absolute() and path.resolve().is_relative_to(SOURCE_ROOT.parent)
-        return os.path.relpath(path.resolve(), SOURCE_ROOT) if inside else value
+    def relative(value):  # links are not followed: ../shared may be a link to the data
+        path = Path(os.path.normpath(str(value)))
+        inside = path.is_absolute() and path.is_relative_to(SOURCE_ROOT.parent)
+        return os.path.relpath(path, SOURCE_ROOT) if inside else value
     return {key: relative(value) if isinstance(value, (str, Path)) else value for key, value in values.items()}
 
 
@@ -77,9 +109,10 @@ def run_provenance(output_dir: Path) -> dict | None:
 
 @rank_zero_only
 def record_provenance(config: dict, output_dir: Path, loggers: list[Logger]) -> None:
-    """Write `config.yaml` and `provenance.json` (config, git revision, data checksums) into the run directory and
-    log them as every logger's hyper-parameters."""
-    record = {"config": config, "git": git_revision(), "data_sha256": data_checksums(config.get("data") or {})}
+    """Write `config.yaml` and `provenance.json` (config, identity, git revision, data checksums) into the run
+    directory and log them as every logger's hyper-parameters."""
+    record = {"config": config, "identity": run_identity(config), "git": git_revision(),
+              "data_sha256": data_checksums(config.get("data") or {})}
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output_dir / "config.yaml", OmegaConf.to_yaml(config))

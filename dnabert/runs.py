@@ -14,9 +14,7 @@ from omegaconf import OmegaConf
 
 from dnabert.atomic import write_text_atomic
 from dnabert.errors import DnabertError, read_json
-
-RUN_MARKER = "provenance.json"
-"""The file train.py writes first in every run directory."""
+from dnabert.run_store import IDENTITY_FILE
 
 
 def natural_key(path: Path) -> list:
@@ -55,7 +53,7 @@ class Run:
 
     @classmethod
     def read(cls, directory: Path) -> Run:
-        provenance = read_json(directory / RUN_MARKER, "a run directory written by train.py")
+        provenance = read_json(directory / IDENTITY_FILE, "a run directory written by train.py")
         metrics, val, test = (directory / f"{name}.json" for name in ("metrics", "val_metrics", "test_metrics"))
         rows = logged_rows(directory)
         if val.exists() and rows:  # the best checkpoint's validation after training, logged at the last step: not
@@ -80,10 +78,10 @@ def find_runs(directories: list[Path]) -> list[Path]:
     for directory in directories:
         if not directory.is_dir():
             raise DnabertError(f"{directory}: not a directory; give run directories or a sweep folder")
-        marked = [directory] if (directory / RUN_MARKER).exists() else [path.parent for path in
-                                                                         directory.rglob(RUN_MARKER)]
+        marked = [directory] if (directory / IDENTITY_FILE).exists() else [path.parent for path in
+                                                                         directory.rglob(IDENTITY_FILE)]
         if not marked:
-            raise DnabertError(f"{directory}: no runs here (a run directory holds {RUN_MARKER}, which train.py "
+            raise DnabertError(f"{directory}: no runs here (a run directory holds {IDENTITY_FILE}, which train.py "
                                "writes); give a sweep folder (multirun/<date>/<time>) or run directories")
         found += sorted(marked, key=natural_key)
     return list(dict.fromkeys(found))

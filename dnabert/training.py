@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -35,6 +36,8 @@ def train(cfg: DictConfig) -> float | None:
     """Build data, module, callbacks, loggers and trainer from the config; fit; return the optimised metric."""
     config = resolved_config(cfg)  # missing values and batch sizes that do not divide fail here, before any work
     quiet_third_party()
+    if cfg.get("threads"):  # results depend on it: part of the run's identity
+        torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = data_and_module(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
@@ -51,7 +54,7 @@ def train(cfg: DictConfig) -> float | None:
     except pickle.UnpicklingError as error:  # the resumed checkpoint holds more than weights: never unpickled
         raise unreadable(Path(trainer.ckpt_path), error) from None
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    if cfg.data.get("test"):
+    if cfg.data.get("test") or cfg.data.get("folds"):  # a test file, or a cross-validation fold
         # the best checkpoint's weights (debug=fast_dev_run writes none: the weights as they are), on validation
         # (what a study selects on) and on test (scored once, never read to choose)
         best = None if trainer.fast_dev_run else "best"

@@ -11,13 +11,15 @@ from tests.conftest import ROOT, run
 
 
 def test_an_installed_wheel_trains_and_benchmarks_from_another_directory(tmp_path):
-    """The wheel carries the configs and the embedded genome: `python -m dnabert.train` and `dnabert benchmark
-    --help` work from a directory that is not the checkout, with the wheel's dnabert (not the editable one)."""
+    """The wheel carries the configs, the embedded genome and the study sweeper: `python -m dnabert.train` and
+    `dnabert benchmark --help` work from a directory that is not the checkout, with the wheel's dnabert (not the
+    editable one), and Hydra finds the wheel's sweeper."""
     source = tmp_path / "source"  # the files a wheel is built from, so that the build leaves the checkout clean
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "dnabert", source / "dnabert", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("dnabert", "hydra_plugins"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     built = run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                  "-w", str(tmp_path / "wheels")], tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
@@ -42,5 +44,10 @@ def test_an_installed_wheel_trains_and_benchmarks_from_another_directory(tmp_pat
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert (elsewhere / "run" / "checkpoints" / "last.hf" / "model.safetensors").is_file()
     assert (elsewhere / "run" / "metrics.json").is_file()
+    sweeper = run([str(python), "-c", "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import "
+                   "Sweeper; print([c.__module__ for c in Plugins.instance().discover(Sweeper)])"], elsewhere)
+    assert "hydra_plugins.dnabert_study_sweeper.study_sweeper" in sweeper.stdout, sweeper.stderr[-2000:]
+    assert str(site) in run([str(python), "-c", "import hydra_plugins.dnabert_study_sweeper as s; print(s.__file__)"],
+                            elsewhere).stdout  # the wheel's study sweeper, where Hydra looks for sweepers
     helped = run([str(venv / "bin" / "dnabert"), "benchmark", "--help"], elsewhere)
     assert helped.returncode == 0 and "gue" in helped.stdout, helped.stderr[-2000:]

@@ -1,6 +1,7 @@
 """A real one-node SLURM cluster (tests/slurm_cluster.py): Hydra's submitit launcher submits sweeps to it, a job
 pre-empted by SLURM's requeue signal saves its step, is requeued by submitit and ends as an uninterrupted run, Optuna
-runs trials through it, and an option sbatch rejects is one `dnabert:` line."""
+runs trials through it, a study runs as one job per run and reports as on the basic launcher, and an option sbatch
+rejects is one `dnabert:` line."""
 
 from __future__ import annotations
 
@@ -116,3 +117,27 @@ def test_an_option_sbatch_rejects_is_one_line(cluster, tmp_path):
                        f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, cluster)
     assert_user_error(result, "sbatch", "invalid partition", "hydra.launcher.partition")
     assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_a_study_runs_as_slurm_jobs_reports_as_the_basic_launcher_and_reruns_nothing(cluster, tmp_path):
+    from tests.test_study import assert_same_report, sweep, write_study
+
+    header, *rows = data_file("promoter_dm3_600.tsv").read_text().splitlines()
+    splits = {}
+    for split, part in (("train", rows[:480]), ("test", rows[480:])):
+        splits[split] = str(tmp_path / f"{split}.tsv")
+        (tmp_path / f"{split}.tsv").write_text("\n".join([header, *part]) + "\n")
+    basic, slurm = write_study(tmp_path / "basic", splits), write_study(tmp_path / "slurm", splits)
+    assert sweep(basic).returncode == 0
+    env = {**cluster.env, "PYTHONPATH": str(ROOT)}
+    submitted = sweep(slurm, *LAUNCHER, env=env, poll=cluster.release_requeued)
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    assert len(sorted((slurm / "results" / ".submitit").glob("*/*_log.out"))) == 4  # one SLURM job per run
+    for folder in (basic, slurm):
+        report = run([sys.executable, "-m", "dnabert.cli", "study", str(folder)], tmp_path)
+        assert report.returncode == 0, report.stderr[-2000:]
+    assert_same_report(basic, slurm)
+    jobs = set(cluster.jobs())
+    again = sweep(slurm, *LAUNCHER, env=env, poll=cluster.release_requeued)
+    assert again.returncode == 0 and "4 finished as declared (reused), 0 to run" in again.stdout
+    assert set(cluster.jobs()) <= jobs  # no job submitted

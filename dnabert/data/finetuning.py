@@ -22,6 +22,8 @@ from dnabert.tokenization import batch_kmer_ids, check_k, nucleotides_read, say_
 
 FRACTION_STREAM = 1
 """Second seed word of the `data.train_fraction` draw (the validation hold-out draws from the seed alone)."""
+FOLD_SEED = 0
+"""Seed of the cross-validation folds' dealing (the run seed varies training only, so every run shares the folds)."""
 
 
 class LabelledSplit(Dataset):
@@ -71,6 +73,19 @@ class ResumableShuffle(DistributedSampler):
         return itertools.islice(super().__iter__(), done * self.batch_size, None)
 
 
+def stratified_folds(labels: list[str], folds: int, seed: int = FOLD_SEED) -> np.ndarray:
+    """Fold index of every row: each class shuffled (seeded) and dealt round-robin, so folds stay balanced."""
+    labels_array = np.array(labels)
+    assignment = np.empty(len(labels), dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    dealt = 0
+    for label in natural_order(set(labels)):
+        members = rng.permutation(np.flatnonzero(labels_array == label))
+        assignment[members] = (dealt + np.arange(len(members))) % folds
+        dealt += len(members)
+    return assignment
+
+
 def natural_order(values: set[str]) -> list[str]:
     """Class names sorted numerically when they are all numbers ('2' < '10'), else alphabetically."""
     try:
@@ -87,7 +102,9 @@ class LabelledDataModule(L.LightningDataModule):
     never sees the test split; with `val_overlap`, in whole groups of rows that share that many nucleotides (on
     either strand; transitively, so rows linked through others are grouped too). `train_fraction` keeps that
     fraction of the training file's rows first (stratified by class, nested across fractions for one seed), as
-    if that were all the labelled data: a validation split is then held out of those rows.
+    if that were all the labelled data: a validation split is then held out of those rows. With `folds`, the
+    training file's rows are dealt into that many stratified folds (the same for every seed): fold `fold` is the
+    test split, the others train.
     """
 
     def __init__(
@@ -98,6 +115,8 @@ class LabelledDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         val_overlap: int | None = None,
         train_fraction: float = 1.0,
+        folds: int | None = None,
+        fold: int = 0,
         task_type: str = "classification",
         classes: list[str] | None = None,
         sequence_column: str = "sequence",
@@ -126,6 +145,10 @@ class LabelledDataModule(L.LightningDataModule):
                                   ("num_workers", num_workers, 0)):
             if value < least:
                 raise DnabertError(f"data.{key}={value}: must be at least {least}")
+        if folds is not None and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2
+                                  or test is not None or not 0 <= fold < folds):
+            raise DnabertError(f"data.folds={folds}, data.fold={fold}: cross-validation deals data.train into 2 or "
+                               "more folds and tests on fold 0 to folds-1 (data.test stays null)")
         for split, path in (("train", train), ("val", val), ("test", test)):
             if path is not None and not Path(path).exists():
                 raise DnabertError(f"data.{split}={path}: file not found")
@@ -135,6 +158,7 @@ class LabelledDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.val_overlap = val_overlap
         self.train_fraction = train_fraction
+        self.folds, self.fold = folds, fold
         self.task_type = task_type
         self.classes = [str(c) for c in classes] if classes else None
         self.read_options = {"sequence_column": sequence_column, "label_columns": label_columns, "labels": labels}
@@ -191,8 +215,15 @@ class LabelledDataModule(L.LightningDataModule):
         encoded = {split: encode_labels(rows, self.task_type, names) for split, rows in self._rows.items()}
         for split, rows in self._rows.items():
             self.splits[split] = LabelledSplit(rows.sequences, encoded[split], rows.names)
+        train_labels = train.labels
+        if self.folds:
+            assignment = stratified_folds([labels[0] for labels in train.labels], self.folds)
+            kept = np.flatnonzero(assignment != self.fold)
+            self.splits["test"] = self.splits["train"].subset(np.flatnonzero(assignment == self.fold))
+            self.splits["train"] = self.splits["train"].subset(kept)
+            train_labels = [train.labels[row] for row in kept]
         if self.train_fraction < 1:
-            strata = [labels[0] if self.task_type == "classification" else "" for labels in train.labels]
+            strata = [labels[0] if self.task_type == "classification" else "" for labels in train_labels]
             self.splits["train"] = self.splits["train"].subset(nested_fraction(strata, self.train_fraction, self.seed))
         if "val" not in self.splits:
             rng = np.random.default_rng(self.seed)

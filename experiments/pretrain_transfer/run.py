@@ -1,4 +1,4 @@
-"""The pretrain_transfer study, end to end, as declared in study.yaml: one command.
+"""The pretrain_transfer study, end to end, as declared in plan.yaml: one command.
 
     .venv/bin/python experiments/pretrain_transfer/run.py [--only pretrain|hidden|curves|probes|finetune|report]
 
@@ -34,12 +34,12 @@ HERE = Path(__file__).resolve().parent
 RESULTS, RECORD = HERE / "results", HERE / "record"
 sys.path.insert(0, str(ROOT))
 
-STUDY = yaml.safe_load((HERE / "study.yaml").read_text())
+STUDY = yaml.safe_load((HERE / "plan.yaml").read_text())
 SEEDS = STUDY["seeds"]
 PARALLEL = [STUDY["parallel"]]
 """Runs at a time (`--parallel` changes it for this call; every run has its own threads, so results do not move)."""
 TASKS: list[str] = []
-"""Fine-tune on these tasks only (`--task`; all of study.yaml's when empty)."""
+"""Fine-tune on these tasks only (`--task`; all of plan.yaml's when empty)."""
 ROWS: list[str] = []
 """Fine-tune at these row counts only (`--rows`; all when empty): the rest wait for a later call."""
 LEVERS: list[str] = []
@@ -306,7 +306,7 @@ def chosen_strategy(probe_results: dict, corpus: str) -> str | None:
 
 
 def row_order(task: str, rows: str) -> int:
-    """Position of a recorded row count in study.yaml's list for the task (the report's order)."""
+    """Position of a recorded row count in plan.yaml's list for the task (the report's order)."""
     return [str(count) for count in STUDY["finetune"]["rows"][task]].index(rows)
 
 
@@ -386,7 +386,7 @@ def write_json(path: Path, value) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=STAGES, action="append", help="run these stages only (repeatable)")
-    parser.add_argument("--parallel", type=int, help=f"runs at a time (study.yaml: {STUDY['parallel']})")
+    parser.add_argument("--parallel", type=int, help=f"runs at a time (plan.yaml: {STUDY['parallel']})")
     parser.add_argument("--task", choices=list(STUDY["finetune"]["rows"]), action="append",
                         help="fine-tune on this task only (repeatable; the finetune stage records the tasks it ran)")
     parser.add_argument("--rows", action="append", help="fine-tune at this row count only (repeatable: 100, all, ...)")

@@ -1,0 +1,1 @@
+"""dnabert's study sweeper for Hydra (`hydra/sweeper=study`)."""
