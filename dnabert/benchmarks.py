@@ -3,24 +3,26 @@ seeds through the same training run as `python -m dnabert.train benchmark=<suite
 summarised in one table.
 
 A suite is one config, `conf/benchmark/<suite>.yaml`: its data layout, the metric it reports and its tasks (name:
-folder). A finished run is reused by the run store's rule (dnabert/run_store.py: the same resolved config, data,
-`model.init` and threads), so an interrupted suite continues where it stopped.
+folder). A suite runs as one Hydra sweep of the training run through the study sweeper, on the launcher the
+overrides choose (`hydra/launcher=joblib`, `submitit_slurm`): a finished run is reused by the run store's rule
+(dnabert/run_store.py: the same resolved config, data, `model.init` and threads), so an interrupted suite continues
+where it stopped and a finished one submits nothing.
 """
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from dnabert.atomic import write_text_atomic
 from dnabert.config import BENCHMARK_SUITES, CONF_DIR, composed
 from dnabert.errors import DnabertError, read_json
-from dnabert.provenance import resolved_config, run_identity
-from dnabert.run_store import clear, finished
 
 @dataclass
 class TaskResult:
@@ -49,58 +51,47 @@ def suite_tasks(suite: str) -> list[str]:
     return sorted(OmegaConf.load(CONF_DIR / "benchmark" / f"{suite}.yaml").benchmark.tasks)
 
 
-def seed_configs(suite: str, task: str, init: str, seeds: list[int], out: Path, overrides: list[str]) -> dict:
-    """{seed: composed config} of one task, each what `python -m dnabert.train benchmark=<suite> benchmark.task=<task>
-    model.init=INIT seed=S paths.output_dir=OUT/<task>/seed<S> OVERRIDES` runs."""
-    base = composed([f"benchmark={suite}", f"benchmark.task={task}", f"model.init={init}", *overrides])
-    configs = {}
-    for seed in seeds:
-        configs[seed] = base.copy()
-        configs[seed].seed = seed
-        configs[seed].paths.output_dir = str(out / task / f"seed{seed}")
-    return configs
-
-
-def run_task(cfg) -> dict[str, float]:
-    """Test metrics of one run: read back when its `paths.output_dir` holds a run that finished with the identity it
-    would have now (the run store's rule), else trained now in that directory, cleared first."""
-    from dnabert.training import train  # Lightning and the models load only when something is trained
-
-    output_dir = Path(cfg.paths.output_dir)
-    if not finished(output_dir, run_identity(resolved_config(cfg))):
-        clear(output_dir)
-        train(cfg)
-    return read_json(output_dir / "test_metrics.json", "remove the run directory to train it again")
+def task_config(suite: str, task: str, init: str, overrides: list[str]) -> DictConfig:
+    """The composed config of one task, as `python -m dnabert.train benchmark=<suite> benchmark.task=<task>
+    model.init=INIT OVERRIDES` runs it."""
+    return composed([f"benchmark={suite}", f"benchmark.task={task}", f"model.init={init}", *overrides])
 
 
 def run_suite(suite: str, init: str, seeds: list[int], out: Path, tasks: list[str] | None = None,
               overrides: list[str] | None = None) -> list[TaskResult]:
-    """Train and test every task (or `tasks`) of `suite` under each seed; one `TaskResult` per task."""
+    """Train and test every task (or `tasks`) of `suite` under each seed, as one Hydra sweep of the training run
+    (`OUT/<task>/seed<S>/`; any launcher given in `overrides`, finished runs reused by the run store); one
+    `TaskResult` per task."""
     available = suite_tasks(suite)
     unknown = [task for task in tasks or [] if task not in available]
     if unknown:
         raise DnabertError(f"{suite} has no task {unknown[0]!r}; its tasks: {', '.join(available)}")
-    configs = {(task, seed): cfg for task in tasks or available
-               for seed, cfg in seed_configs(suite, task, init, seeds, out, overrides or []).items()}
-    missing = sorted({task for (task, _), cfg in configs.items()
-                      if not all(Path(cfg.data[split]).exists() for split in ("train", "test"))})
+    tasks, overrides = tasks or available, overrides or []
+    run_overrides = [override for override in overrides if not override.startswith("hydra")]  # not the launcher's
+    configs = {task: task_config(suite, task, init, run_overrides) for task in tasks}
+    missing = [task for task, cfg in configs.items()
+               if not all(Path(cfg.data[split]).exists() for split in ("train", "test"))]
     if missing:  # before hours of training on the tasks that are there
-        first = configs[missing[0], seeds[0]]
+        first = configs[missing[0]]
         raise DnabertError(f"{first.data.train}: not found; no local copy of {len(missing)} {suite} task(s) "
                            f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}) under "
                            f"benchmark.root={first.benchmark.root}: download the suite "
                            f"(dnabert/conf/benchmark/{suite}.yaml says how), set --root, or choose --tasks")
+    sweep = [sys.executable, "-m", "dnabert.train", "-m", "hydra/sweeper=study", f"benchmark={suite}",
+             f"benchmark.task={','.join(tasks)}", f"seed={','.join(map(str, seeds))}", f"model.init={init}",
+             f"hydra.sweep.dir={out}", "hydra.sweep.subdir=${benchmark.task}/seed${seed}", *overrides]
+    if subprocess.run(sweep).returncode != 0:
+        raise DnabertError(f"the {suite} sweep into {out} failed (its own message is above); rerun to continue: "
+                           "finished runs are reused")
     results = []
-    for task in tasks or available:
-        result = None
+    for task in tasks:
+        metric = configs[task].benchmark.metric
+        result = TaskResult(suite, task, metric, {})
         for seed in seeds:
-            cfg = configs[task, seed]
-            metric = cfg.benchmark.metric
-            metrics = run_task(cfg)
+            metrics = read_json(out / task / f"seed{seed}" / "test_metrics.json", "rerun the benchmark")
             if f"test/{metric}" not in metrics:
-                raise DnabertError(f"{cfg.paths.output_dir}/test_metrics.json: no test/{metric}; "
-                                   f"the run reported {sorted(metrics)}")
-            result = result or TaskResult(suite, task, metric, {})
+                raise DnabertError(f"{out / task / f'seed{seed}'}/test_metrics.json: no test/{metric}; the run "
+                                   f"reported {sorted(metrics)}")
             result.values[seed] = metrics[f"test/{metric}"]
         results.append(result)
     return results

@@ -125,6 +125,15 @@ def arm_error(folder: Path, arm: str, error: Exception) -> DnabertError:
                         f"{STUDY_CONFIG}.yaml or the command line)")
 
 
+def sweep_run(cfg: DictConfig) -> tuple[Path, dict]:
+    """The directory and resolved run config of one composed job of a sweep (`hydra.sweep.dir/subdir`)."""
+    directory = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.paths.output_dir = str(directory.absolute())
+    return directory, resolved_config(cfg)
+
+
 def study_run(folder: Path, overrides: list[str], job_config: Callable[[list[str]], DictConfig]) -> StudyRun:
     """One job of the sweep, composed: a job whose arm does not compose is one user error naming the arm."""
     arm = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == ARM), None)
@@ -134,11 +143,7 @@ def study_run(folder: Path, overrides: list[str], job_config: Callable[[list[str
         if arm is None:
             raise DnabertError(f"{folder}: a study's runs are its arms: sweep the `{ARM}` group (hydra.sweeper."
                                f"params.{ARM}: a,b) with one file per arm in {folder}/{ARM}/")
-        directory = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-        with open_dict(cfg):
-            del cfg["hydra"]
-            cfg.paths.output_dir = str(directory.absolute())
-        config = resolved_config(cfg)
+        directory, config = sweep_run(cfg)
     except (HydraException, OmegaConfBaseException) as error:
         raise arm_error(folder, str(arm), error) from None
     data = config["data"]
@@ -156,14 +161,23 @@ def command_line_folder(config: DictConfig) -> Path:
 
 def pending_jobs(master: DictConfig, jobs: list[list[str]], job_config: Callable[[list[str]], DictConfig]
                  ) -> list[list[str]]:
-    """The jobs of a study's sweep that still have to run (each run directory cleared of what another identity, or
-    an unfinished run, left there); the others finished as declared and are reused."""
-    folder = command_line_folder(master)
-    study = Study.of(folder, master, jobs, job_config)
-    pending = [(job, run) for job, run in zip(jobs, study.runs) if not finished(run.directory, run.identity)]
-    for _, run in pending:
-        clear(run.directory)
-    print(f"study {folder}: {len(jobs)} runs declared, {len(jobs) - len(pending)} finished as declared (reused), "
+    """The jobs of a sweep that still have to run (each run directory cleared of what another identity, or an
+    unfinished run, left there); the others finished as declared and are reused. A study (a config with a `study:`
+    node, run from its folder) is checked first; any other sweep (a benchmark suite) is only filtered."""
+    if master.get("study") is not None:
+        where = command_line_folder(master)
+        runs = [(run.directory, run.identity) for run in Study.of(where, master, jobs, job_config).runs]
+    else:
+        where = Path(str(master.hydra.sweep.dir))
+        runs = [(directory, run_identity(config)) for directory, config in
+                (sweep_run(job_config(job)) for job in jobs)]
+        if len({directory for directory, _ in runs}) < len(runs):
+            raise DnabertError(f"{where}: two runs share a directory; name each run in hydra.sweep.subdir")
+    pending = [(job, directory) for job, (directory, identity) in zip(jobs, runs)
+               if not finished(directory, identity)]
+    for _, directory in pending:
+        clear(directory)
+    print(f"study {where}: {len(jobs)} runs declared, {len(jobs) - len(pending)} finished as declared (reused), "
           f"{len(pending)} to run", flush=True)
     return [job for job, _ in pending]
 

@@ -112,11 +112,13 @@ def test_benchmark_command_runs_three_suites_with_two_seeds(suites, tmp_path):
     dnabert_main(["benchmark", "nt", *tiny, "--init", "random", "--seeds", "2", "--root", str(suites["nt"]),
                   "--tasks", TASKS["nt"], "--out", str(tmp_path / "nt")])
     assert (tmp_path / "nt" / TASKS["nt"] / "seed1" / "test_metrics.json").stat().st_mtime_ns == finished
-    dnabert_main(["benchmark", "nt", *tiny, "trainer.max_epochs=2", "--init", "random", "--seeds", "2",
-                  "--root", str(suites["nt"]), "--tasks", TASKS["nt"], "--out", str(tmp_path / "nt")])
-    retrained = tmp_path / "nt" / TASKS["nt"] / "seed1"  # ... unless its config differs: then it is trained again
+    dnabert_main(["benchmark", "nt", *tiny, "trainer.max_epochs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                  "--init", "random", "--seeds", "2", "--root", str(suites["nt"]), "--tasks", TASKS["nt"],
+                  "--out", str(tmp_path / "nt")])  # ... unless its config differs: then it is trained again
+    retrained = tmp_path / "nt" / TASKS["nt"] / "seed1"
     assert (retrained / "test_metrics.json").stat().st_mtime_ns != finished
     assert json.loads((retrained / "provenance.json").read_text())["config"]["trainer"]["max_epochs"] == 2
+    assert (tmp_path / "nt" / "multirun.yaml").read_text().count("JoblibLauncher") == 1  # on the launcher given
 
 
 def test_benchmark_names_an_unknown_task(tmp_path, capsys):

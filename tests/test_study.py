@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import ROOT, assert_user_error, dnabert_cli, run
+from tests.conftest import ROOT, assert_user_error, dnabert_cli, in_process, run
 
 PROMOTERS = ROOT / "tests" / "data" / "promoter_dm3_600.tsv"
 ARMS = {"slow": {"task": {"optimizer": {"lr": 1e-4}}}, "fast": {"task": {"optimizer": {"lr": 2e-3}}}}
@@ -59,6 +59,19 @@ def sweep(folder: Path, *overrides: str, **kwargs) -> subprocess.CompletedProces
     """`python train.py -m -cd FOLDER -cn study OVERRIDES` from the folder's parent."""
     return run([sys.executable, str(ROOT / "train.py"), "-m", "-cd", str(folder), "-cn", "study", *overrides],
                folder.parent, **kwargs)
+
+
+def sweep_in_process(folder: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """`sweep` in this process (seconds, not an interpreter start): for sweeps that stop before any run."""
+    from dnabert.train import run as train_main
+
+    argv = ["train.py", "-m", "-cd", str(folder), "-cn", "study", *overrides]
+    saved = sys.argv
+    try:
+        sys.argv = argv
+        return in_process(train_main, folder.parent, argv)
+    finally:
+        sys.argv = saved
 
 
 def finish_times(folder: Path) -> dict[str, int]:
@@ -186,7 +199,7 @@ def test_a_cross_validated_study_tests_every_row_once_in_stratified_folds(tmp_pa
 def test_a_bad_study_is_one_line_and_submits_nothing(tmp_path, splits, change, overrides, fragments):
     folder = write_study(tmp_path / "bad", splits, **change)
     written = sorted(path.relative_to(folder) for path in folder.rglob("*"))
-    assert_user_error(sweep(folder, *overrides), *fragments)
+    assert_user_error(sweep_in_process(folder, *overrides), *fragments)
     assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == written
 
 
