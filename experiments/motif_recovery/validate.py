@@ -18,8 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import (ROOT, auroc, load_config, oracle_auroc, own_matrix_auroc, per_matrix_auroc,  # noqa: E402
-                 planted_matrices, planted_matrix_scores, planted_sites, recovery)
+from run import ROOT, load_config, planted_matrices  # noqa: E402
 
 from dnabert.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 from dnabert.baselines import cnn, kmer_counts, logistic_regression, one_hot as flat_one_hot  # noqa: E402
@@ -30,6 +29,8 @@ from dnabert.interpret.jaspar import Matrix, read_meme, tomtom_matches  # noqa: 
 from dnabert.interpret.modisco import ModiscoConfig, ModiscoResult, Pattern, run_modisco  # noqa: E402
 from dnabert.interpret.motif_outputs import attention_motifs, consensus, match_lines  # noqa: E402
 from dnabert.interpret.motifs import MotifConfig  # noqa: E402
+from dnabert.interpret.recovery import (auroc, oracle_auroc, own_matrix_auroc, per_matrix_auroc,  # noqa: E402
+                                        planted_matrix_scores, planted_sites, recovery)
 from dnabert.models.inference import load_classifier, predict  # noqa: E402
 
 FIRST = ["sliding_window_size=20", "flank_size=5", "trim_to_window_size=30", "initial_flank_to_add=10",
