@@ -4,7 +4,10 @@ have; an unfinished run is never reused. Studies, sweeps and benchmark suites al
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from dnabert.errors import DnabertError, read_json
@@ -42,3 +45,23 @@ def run_metrics(run_dir: Path) -> dict[str, dict[str, float]]:
 def run_minutes(run_dir: Path) -> float:
     """Wall-clock minutes of a finished run: from its first file (the identity) to its last (the metrics)."""
     return ((run_dir / FINISHED_FILE).stat().st_mtime - (run_dir / IDENTITY_FILE).stat().st_mtime) / 60
+
+
+def train_once(overrides: list[str], output_dir: Path, env: dict[str, str] | None = None) -> str | None:
+    """`python -m dnabert.train OVERRIDES paths.output_dir=OUTPUT_DIR` (from this directory), unless the store
+    holds that run finished with the identity it would have now; returns the run's standard error when it trained,
+    None when it was reused. For scripts that train one run at a time (a sweep goes through the study sweeper)."""
+    from dnabert.config import composed
+    from dnabert.provenance import resolved_config, run_identity
+
+    overrides = ["callbacks.progress_bar=null", *overrides, f"paths.output_dir={output_dir}"]
+    if finished(output_dir, run_identity(resolved_config(composed(overrides)))):
+        return None
+    clear(output_dir)
+    completed = subprocess.run([sys.executable, "-m", "dnabert.train", *overrides, f"hydra.run.dir={output_dir}/hydra"],
+                               capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if completed.returncode != 0:
+        lines = [line for line in completed.stderr.splitlines() if line.strip()] or ["(no output)"]
+        raise DnabertError(f"{output_dir}: the run failed: {lines[-1]}")
+    shutil.rmtree(output_dir / "hydra", ignore_errors=True)
+    return completed.stderr

@@ -234,3 +234,20 @@ def test_every_committed_study_composes_with_its_declared_arms(name, runs):
     assert len(study.runs) == runs and len({run.directory for run in study.runs}) == runs
     assert sorted(study.arms) == sorted(path.stem for path in (study.folder / ARM).glob("*.yaml"))
     assert {run.config["threads"] for run in study.runs} == {1}
+
+
+def test_a_script_s_single_run_is_trained_once_and_again_only_when_it_changed(tmp_path, splits):
+    from dnabert.run_store import train_once
+
+    overrides = ["task=prom300", "model=tiny", f"data.train={splits['train']}", f"data.test={splits['test']}",
+                 "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "callbacks.schedule=null", "logger=csv",
+                 f"paths.cache_dir={tmp_path / 'cache'}", "threads=1"]
+    out = tmp_path / "run"
+    assert train_once(overrides, out) is not None and (out / "test_metrics.json").is_file()
+    assert not (out / "hydra").exists()
+    finished = (out / "metrics.json").stat().st_mtime_ns
+    assert train_once(overrides, out) is None and (out / "metrics.json").stat().st_mtime_ns == finished
+    (out / "metrics.json").unlink()  # as a run killed before its end leaves it
+    assert train_once(overrides, out) is not None
+    assert train_once([*overrides, "seed=7"], out) is not None
+    assert json.loads((out / "provenance.json").read_text())["config"]["seed"] == 7

@@ -3,7 +3,8 @@ seed, run `dnabert motifs` with every method on its held-out split, count the pl
 
     .venv/bin/python experiments/motif_recovery/run.py [experiments/motif_recovery/config.yaml] [key=value ...]
 
-Every stage is skipped when its output exists, so an interrupted run picks up where it stopped.
+Every stage is skipped when its output exists (a classifier when the run store holds it finished with the identity it
+would have now), so an interrupted run picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dnabert.data.planted import planted_lines, planted_rows
 from dnabert.genome.shards import open_genome
 from dnabert.interpret.jaspar import Matrix, read_meme, tomtom_matches
 from dnabert.interpret.motif_outputs import match_lines
+from dnabert.run_store import train_once
 from dnabert.interpret.recovery import (oracle_auroc, own_matrix_auroc, per_matrix_auroc, planted_matrix_scores,
                                         recovery, site_matrices)
 from dnabert.study import cell
@@ -64,14 +66,11 @@ def run(args: list[str]) -> None:
 
 
 def train(cfg, seed: int, out: Path) -> dict:
-    """Fine-tune on train.tsv (validation held out of it), score test.tsv once; the test metrics."""
-    metrics = out / "model" / "test_metrics.json"
-    if not metrics.exists():
-        run([sys.executable, "train.py", *cfg.train_overrides, f"data.train={out / 'train.tsv'}",
-             f"data.test={out / 'test.tsv'}", f"seed={seed}", f"paths.output_dir={out / 'model'}",
-             f"hydra.run.dir={out / 'hydra'}", f"paths.cache_dir={Path(cfg.output_dir) / 'cache'}",
-             "callbacks.progress_bar=null"])
-    return json.loads(metrics.read_text())
+    """Fine-tune on train.tsv (validation held out of it), score test.tsv once (the run store reuses a finished run
+    of the same identity); the test metrics."""
+    train_once([*cfg.train_overrides, f"data.train={out / 'train.tsv'}", f"data.test={out / 'test.tsv'}",
+                f"seed={seed}", f"paths.cache_dir={Path(cfg.output_dir) / 'cache'}"], out / "model")
+    return json.loads((out / "model" / "test_metrics.json").read_text())
 
 
 def discover(cfg, out: Path, method: str) -> Path:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 RESULTS, RECORD = HERE / "results", HERE / "record"
 sys.path.insert(0, str(ROOT))
+
+from dnabert.run_store import train_once  # noqa: E402
 
 STUDY = yaml.safe_load((HERE / "plan.yaml").read_text())
 SEEDS = STUDY["seeds"]
@@ -50,6 +50,7 @@ STAGES = ("pretrain", "hidden", "curves", "probes", "finetune", "report")
 def checksum(path: str) -> str | None:
     """SHA-256 of a data file named by a run (None for anything else)."""
     from dnabert.genome.shards import file_sha256
+
     return file_sha256(Path(path)) if Path(path).is_file() else None
 
 
@@ -62,32 +63,23 @@ def portable(value: str) -> str:
 
 
 def run_train(out: Path, overrides: list[str]) -> dict:
-    """`train.py overrides` into `out` (one thread), or the recorded result of the same command on the same data."""
-    record_file = out / "study_run.json"
+    """`train.py overrides` into `out` (the study's thread count), or its recorded result where the run store holds
+    that run finished with the identity it would have now."""
     overrides = [portable(override) for override in overrides]
     data = {o.split("=", 1)[1]: checksum(ROOT / o.split("=", 1)[1]) for o in overrides
             if o.split("=", 1)[0] in ("data.train", "data.test", "model.init") and "=" in o}
-    key = {"overrides": overrides, "data": data, "threads": STUDY["threads"]}
-    if record_file.exists() and (out / "test_metrics.json").exists():
-        recorded = json.loads(record_file.read_text())
-        recorded["overrides"] = [portable(override) for override in recorded["overrides"]]
-        recorded["data"] = {portable(path): digest for path, digest in recorded["data"].items()}
-        if {name: recorded[name] for name in key} == key:
-            return recorded
-    shutil.rmtree(out, ignore_errors=True)
+    record_file = out / "study_run.json"
     started = time.perf_counter()
-    env = {**os.environ, "OMP_NUM_THREADS": str(STUDY["threads"]), "WANDB_MODE": "disabled"}
-    where = out.relative_to(ROOT)  # train.py runs from the root: no path of this machine in the run's files
-    completed = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, f"paths.output_dir={where}",
-                                "callbacks.progress_bar=null", "logger=csv", f"hydra.run.dir={where}/hydra"],
-                               cwd=ROOT, capture_output=True, text=True, env=env)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{out}: train.py failed:\n{completed.stderr[-3000:]}")
-    result = {**key, "minutes": (time.perf_counter() - started) / 60,
+    # train.py runs from the root: no path of this machine in the run's files
+    stderr = train_once([*overrides, "logger=csv", f"threads={STUDY['threads']}"], out.relative_to(ROOT),
+                        env={"WANDB_MODE": "disabled"})
+    if stderr is None and record_file.exists():
+        return json.loads(record_file.read_text())
+    result = {"overrides": overrides, "data": data, "threads": STUDY["threads"],
+              "minutes": (time.perf_counter() - started) / 60,
               "val": json.loads((out / "metrics.json").read_text()),
               "test": json.loads((out / "test_metrics.json").read_text()),
-              "warnings": [line for line in completed.stderr.splitlines() if line.startswith("dnabert: warning")]}
-    shutil.rmtree(out / "hydra", ignore_errors=True)
+              "warnings": [line for line in (stderr or "").splitlines() if line.startswith("dnabert: warning")]}
     record_file.write_text(json.dumps(result, indent=1))
     return result
 
