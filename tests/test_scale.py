@@ -118,3 +118,32 @@ def test_multirun_of_two_learning_rates_writes_both_results(tmp_path):
         provenance = json.loads((job_dir / "provenance.json").read_text())
         assert provenance["config"]["task"]["optimizer"]["lr"] == lr
         assert set(provenance["data_sha256"]) == {"train", "test"} and len(provenance["git"]) == 2
+
+
+def test_two_process_ddp_scores_every_validation_and_test_row_once(tmp_path):
+    """Splits of odd size (99 validation, 101 test rows) under 2-rank DDP: the run's validation and test metrics equal
+    `dnabert evaluate` of its best model on the same rows in one process (no padded repeats)."""
+    header, *rows = data_file("splice_primate_train.tsv").read_text().splitlines()
+    files = {}
+    for split, part in (("train", rows[:160]), ("val", rows[160:259]), ("test", rows[259:360])):
+        files[split] = tmp_path / f"{split}.tsv"
+        files[split].write_text("\n".join([header, *part]) + "\n")
+    out = tmp_path / "ddp"
+    result = train(["task=classify", "model=tiny", "data.max_tokens=64", "data.batch_size=16", "trainer.max_epochs=1",
+                    "callbacks.schedule=null", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+                    "logger=csv", *(f"data.{split}={path}" for split, path in files.items()),
+                    f"paths.output_dir={out}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = out / "checkpoints" / "best.hf"
+    for split in ("val", "test"):
+        scores = json.loads((out / f"{split}_metrics.json").read_text())
+        evaluated = tmp_path / f"{split}_evaluated.json"
+        one_process = run([sys.executable, "-m", "dnabert.cli", "evaluate", str(best), "--input", str(files[split]),
+                           "--out", str(evaluated), "--quiet"], tmp_path)
+        assert one_process.returncode == 0, one_process.stderr[-2000:]
+        reference = {name.split("/", 1)[1]: value for name, value in json.loads(evaluated.read_text()).items()}
+        assert {name.split("/", 1)[1] for name in scores} == set(reference)
+        for name, value in scores.items():
+            assert value == pytest.approx(reference[name.split("/", 1)[1]], abs=1e-6), (split, name)
+    accuracy = json.loads((out / "test_metrics.json").read_text())["test/accuracy"]
+    assert round(accuracy * 101) == pytest.approx(accuracy * 101, abs=1e-4)  # a count of 101 rows, not of 102

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 from transformers import BertForSequenceClassification, PreTrainedModel
 
 from dnabert.errors import DnabertError
@@ -86,6 +87,8 @@ class SequenceClassifier(DnabertModule):
         self.model = self.finetune(model)
         task_type, num_labels = self.label_info.task_type, self.label_info.num_labels
         self.metrics = nn.ModuleDict({stage: task_metrics(task_type, num_labels) for stage in STAGES})
+        # the mean loss over a split's rows, summed over ranks before dividing: every row counts once under DDP
+        self.losses = nn.ModuleDict({stage: MeanMetric() for stage in STAGES})
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         output = self.model(**batch)
@@ -98,7 +101,7 @@ class SequenceClassifier(DnabertModule):
 
     def _evaluate(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         loss, logits = self._loss(batch)
-        self.log(f"{stage}/loss", loss, batch_size=len(batch["labels"]), sync_dist=True)
+        self.losses[stage].update(loss.detach(), weight=len(batch["labels"]))
         targets = batch["labels"] if self.label_info.task_type != "multilabel" else batch["labels"].long()
         if self.label_info.task_type == "regression" and targets.shape[-1] == 1:
             targets = targets.squeeze(-1)
@@ -117,9 +120,12 @@ class SequenceClassifier(DnabertModule):
         self._evaluate("test", batch)
 
     def _log_metrics(self, stage: str) -> None:
-        values = self.metrics[stage].compute()
-        self.log_dict({f"{stage}/{name}": value.float().mean() for name, value in values.items()}, prog_bar=False)
+        values = {"loss": self.losses[stage].compute(), **self.metrics[stage].compute()}  # synced over ranks
+        # the same value on every rank: sync_dist only states it (Lightning warns about epoch values without it)
+        self.log_dict({f"{stage}/{name}": value.float().mean() for name, value in values.items()}, prog_bar=False,
+                      sync_dist=True)
         self.metrics[stage].reset()
+        self.losses[stage].reset()
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
