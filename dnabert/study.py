@@ -4,7 +4,7 @@ report that chooses the arm on validation only and scores the declared ensembles
 A study is a folder with `study.yaml`, a primary Hydra config that extends the training config, and one file per arm
 under `arm/` (each `# @package _global_`, holding that arm's config changes):
 
-    defaults: [train, _self_, {arm: tiny}, {override task: splice}]
+    defaults: [train, _self_, {arm: tiny}, {override task: splice}, {override hydra/sweeper: study}]
     threads: 1                                   # every run's CPU threads (results depend on it)
     data: {train: ../shared/data/splice_primate/train.tsv, test: ../shared/data/splice_primate/test.tsv}
     study:
