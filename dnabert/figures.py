@@ -57,6 +57,13 @@ def values(runs: list[dict], arm: str, stage: str, metric: str) -> list[float]:
     return [run[stage][metric] for run in runs if run["arm"] == arm]
 
 
+def best_baseline(results: dict, metric: str) -> tuple[str, float] | None:
+    """The baseline with the highest mean `metric` over the splits, and that mean (None without baselines)."""
+    means = {name: float(np.mean([result[metric] for result in scores]))
+             for name, scores in results["baselines"].items() if metric in scores[0]}
+    return max(means.items(), key=lambda item: item[1]) if means else None
+
+
 def verdict(folder: Path, results: dict) -> str:
     """`≥ 0.96: met` or `not met` for the chosen arm's mean over runs, or `no goal declared`."""
     declared = goal(folder)
@@ -91,11 +98,9 @@ def study_summary(root: Path, sources: list[str]) -> str:
         ensembles = [result[metric] for result in results["ensembles"][chosen]]
         text.append(f"; its declared ensembles {cell(ensembles)} ({len(ensembles)} ensemble"
                     f"{'s' * (len(ensembles) > 1)})")
-    baselines = {name: np.mean([result[metric] for result in scores])
-                 for name, scores in results["baselines"].items() if metric in scores[0]}
-    if baselines:
-        name = max(baselines, key=baselines.get)
-        text.append(f". The best baseline, {name}, scores {baselines[name]:.4f}")
+    baseline = best_baseline(results, metric)
+    if baseline:
+        text.append(f". The best baseline, {baseline[0]}, scores {baseline[1]:.4f}")
     declared = goal(folder)
     if declared:
         text.append(f". Goal: {metric} ≥ {declared['at_least']} for the arm chosen on validation (its mean over "
@@ -114,12 +119,10 @@ def studies(root: Path, sources: list[str]) -> str:
         chosen, metric = results["chosen_on_validation"], headline_metric(folder, results)
         runs = values(results["runs"], chosen, "test", metric)
         ensembles = [result[metric] for result in results["ensembles"].get(chosen, [])]
-        baselines = {name: np.mean([result[metric] for result in scores])
-                     for name, scores in results["baselines"].items() if metric in scores[0]}
-        best = max(baselines, key=baselines.get) if baselines else None
+        baseline = best_baseline(results, metric)
         lines.append(f"| [{folder.name}]({source}/) | `{chosen}` | {metric} {cell(runs)} ({len(runs)} "
                      f"runs) | {cell(ensembles) if ensembles else ''} | "
-                     f"{f'{best} {baselines[best]:.4f}' if best else ''} | {verdict(folder, results)} |")
+                     f"{f'{baseline[0]} {baseline[1]:.4f}' if baseline else ''} | {verdict(folder, results)} |")
     return "\n".join(lines) + "\n"
 
 

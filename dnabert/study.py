@@ -266,15 +266,15 @@ def probability_metrics(probabilities: np.ndarray, classes: list[str], test: Lab
     return {f"test/{key}": float(value) for key, value in metrics.compute().items()}
 
 
-def ensemble_metrics(study: Study, arm: str, size: int) -> list[dict[str, float]]:
-    """Test metrics of each declared ensemble of `arm` (consecutive seeds, `size` at a time; on each fold): the mean
-    class probabilities of the members' best-on-validation models, as `dnabert predict A B C` averages them."""
+def ensemble_metrics(study: Study, arm: str, size: int, tests: list[LabelledRows]) -> list[dict[str, float]]:
+    """Test metrics of each declared ensemble of `arm` (consecutive seeds, `size` at a time; on each fold, whose
+    test rows `tests` holds in `study.folds` order): the mean class probabilities of the members' best-on-validation
+    models, as `dnabert predict A B C` averages them."""
     from dnabert.models.inference import load_ensemble, output_names, predict_ensemble
 
     results = []
-    for fold in study.folds:
+    for fold, test in zip(study.folds, tests):
         members = [run for run in study.of_arm(arm) if run.fold == fold]
-        test = labelled_splits(members[0].config)[1]
         for first in range(0, len(members), size):
             models = load_ensemble([run.directory / "checkpoints" / "best.hf" for run in members[first:first + size]])
             probabilities = predict_ensemble(models, test.sequences, progress=False)
@@ -365,8 +365,9 @@ def report(folder: Path, overrides: list[str] | None = None, out: Path | None = 
                            f"{STUDY_CONFIG}")
     records = [run_record(run) for run in study.runs]
     chosen = max(study.arms, key=lambda arm: np.mean([r["val"][study.select] for r in records if r["arm"] == arm]))
-    ensembles = {arm: ensemble_metrics(study, arm, size) for arm, size in study.ensembles.items() if arm in study.arms}
     splits = [labelled_splits(next(run for run in study.runs if run.fold == fold).config) for fold in study.folds]
+    ensembles = {arm: ensemble_metrics(study, arm, size, [test for _, test in splits])
+                 for arm, size in study.ensembles.items() if arm in study.arms}
     baselines: dict[str, list[dict]] = {}
     for train, test in splits if study.baselines else []:
         for name, result in baseline_rows(train, test).items():
