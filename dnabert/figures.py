@@ -188,8 +188,8 @@ def generated(root: Path) -> dict[Path, str]:
     table.md from its results.json."""
     files = {path: regenerate(path.read_text(encoding="utf-8"), root, str(path.relative_to(root)))
              for pattern in DOCUMENTS for path in root.glob(pattern)}
-    for declaration in root.glob(f"experiments/*/{STUDY_CONFIG}.yaml"):  # the study's report, and any partial rerun
-        for results in [declaration.parent / "results.json", *declaration.parent.glob("*/results.json")]:
+    for declaration in root.glob(f"experiments/*/{STUDY_CONFIG}.yaml"):  # the study's report, and its reruns
+        for results in [declaration.parent / "results.json", *declaration.parent.glob("rerun-*/results.json")]:
             if results.is_file():
                 files[results.parent / "table.md"] = table(record(results.parent))
     return dict(sorted(files.items()))

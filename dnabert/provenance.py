@@ -17,7 +17,7 @@ from dnabert.atomic import write_json_atomic, write_text_atomic
 from dnabert.errors import DnabertError, read_json
 from dnabert.genome.shards import GenomeShards, file_sha256
 
-DATA_FILES = ("genome", "train", "val", "test", "labels")
+DATA_FILES = ("genome", "train", "val", "test", "labels", "jaspar")
 """Keys of the `data` config that name input files (or a genome shard directory)."""
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,6 +11,7 @@ under `arm/` (each `# @package _global_`, holding that arm's config changes):
       select: val/accuracy                       # the validation metric that chooses the arm (test never chooses)
       ensembles: {tiny: 3}                       # arm: seeds per ensemble (mean class probabilities)
       baselines: true                            # logistic regressions on k-mer counts / one-hot, same splits
+      choose: true                               # false: the arms are conditions (e.g. genomes), none is chosen
     hydra:
       sweeper: {params: {arm: "tiny,tiny-k3", seed: "1,2,3"}}    # cross-validation: also data.fold: 0,1,2
       sweep: {dir: experiments/splice_primate/results, subdir: "${hydra.runtime.choices.arm}-seed${seed}"}
@@ -22,6 +23,7 @@ writes `results.json` and `table.md` beside the declaration from the finished ru
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,6 +68,7 @@ class Study:
     select: str
     ensembles: dict[str, int]
     baselines: bool
+    choose: bool
     runs: list[StudyRun]
 
     @property
@@ -92,7 +95,7 @@ class Study:
         for arm, job in {run.arm: job for run, job in zip(runs, jobs)}.items():
             check_arm_keys(folder, arm, job, job_config)
         study = cls(folder, str(declared.get("select")), dict(declared.get("ensembles") or {}),
-                    bool(declared.get("baselines", True)), runs)
+                    bool(declared.get("baselines", True)), bool(declared.get("choose", True)), runs)
         study.check()
         return study
 
@@ -110,6 +113,9 @@ class Study:
                                      or len(self.seeds) % size):
                 raise DnabertError(f"{self.folder}: study.ensembles.{arm}={size}: an ensemble takes 2 or more of "
                                    f"the {len(self.seeds)} seeds, and the seeds split into whole ensembles")
+            if len({(run.config["data"]["train"], run.config["data"].get("test")) for run in self.of_arm(arm)}) > 1:
+                raise DnabertError(f"{self.folder}: study.ensembles.{arm}: its runs train and test on different rows; "
+                                   "an ensemble averages models on one test split (declare none here)")
         directories = [run.directory for run in self.runs]
         if len(set(directories)) < len(directories):
             raise DnabertError(f"{self.folder}: two runs share a directory; name each run by its arm, seed and fold "
@@ -195,7 +201,9 @@ def check_arm_keys(folder: Path, arm: str, job: list[str], job_config: Callable[
     except (HydraException, OmegaConfBaseException) as error:
         raise arm_error(folder, arm, error) from None
     for key in flatten(values):
-        if OmegaConf.select(base, key, default=KeyError) is KeyError:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(base, parent) if parent else base
+        if not isinstance(node, DictConfig) or leaf not in node.keys():  # keys(): a `???` value is a key too
             raise DnabertError(f"{path}: arm {arm}: {key} is not a key of the run config (see python train.py "
                                "--cfg job)")
 
@@ -303,7 +311,9 @@ def cell(values: list[float], digits: int = 4) -> str:
 
 def best_single_run(record: dict) -> dict | None:
     """The one model a user would keep: the chosen arm's run with the best validation metric (the first seed on a
-    tie); None with cross-validation, where every fold has its own model."""
+    tie); None with cross-validation, where every fold has its own model, and where no arm is chosen."""
+    if record["chosen_on_validation"] is None:
+        return None
     mine = [run for run in record["runs"] if run["arm"] == record["chosen_on_validation"]]
     return None if any("fold" in run for run in mine) else max(mine, key=lambda run: run["val"][record["select"]])
 
@@ -342,13 +352,20 @@ def table(record: dict) -> str:
     repeated = record["repeated_test_rows"]
     lines.append(f"\n{repeated['also_in_train']:,} of {repeated['test_rows']:,} test sequences also occur in the "
                  "training or validation rows (either strand); they are scored with the rest.")
+    if record.get("motif_recovery"):
+        from dnabert.interpret.recovery import recovery_tables
+
+        lines += ["", recovery_tables(record)]
     return "\n".join(lines) + "\n"
 
 
 def run_record(run: StudyRun) -> dict:
-    """What the report keeps of a finished run: arm, seed, fold, identity, minutes, validation and test metrics."""
+    """What the report keeps of a finished run: arm, seed, fold, identity, minutes, validation and test metrics, and
+    the motifs it recovered where it ran `callbacks=motif_recovery`."""
+    recovered = run.directory / "motif_recovery.json"
     return {"arm": run.arm, "seed": run.seed, **({"fold": run.fold} if run.fold is not None else {}),
-            "identity": run.identity, "minutes": run_minutes(run.directory), **run_metrics(run.directory)}
+            "identity": run.identity, "minutes": run_minutes(run.directory), **run_metrics(run.directory),
+            **({"motif_recovery": json.loads(recovered.read_text())} if recovered.is_file() else {})}
 
 
 def report(folder: Path, overrides: list[str] | None = None, out: Path | None = None) -> tuple[str, str]:
@@ -364,9 +381,15 @@ def report(folder: Path, overrides: list[str] | None = None, out: Path | None = 
                            f"{waiting[0].directory}); run the study first: python train.py -m -cd {folder} -cn "
                            f"{STUDY_CONFIG}")
     records = [run_record(run) for run in study.runs]
-    chosen = max(study.arms, key=lambda arm: np.mean([r["val"][study.select] for r in records if r["arm"] == arm]))
-    splits = [labelled_splits(next(run for run in study.runs if run.fold == fold).config) for fold in study.folds]
-    ensembles = {arm: ensemble_metrics(study, arm, size, [test for _, test in splits])
+    chosen = max(study.arms, key=lambda arm: np.mean([r["val"][study.select] for r in records if r["arm"] == arm])
+                 ) if study.choose else None
+    # every distinct split the runs trained and tested on (one per fold; one per run where each plants its own)
+    splits = [labelled_splits(config) for config in
+              {(run.config["data"]["train"], run.config["data"].get("test"), run.fold): run.config
+               for run in study.runs}.values()]
+    tests = [labelled_splits(next(run for run in study.runs if run.fold == fold).config)[1]
+             for fold in study.folds] if study.ensembles else []
+    ensembles = {arm: ensemble_metrics(study, arm, size, tests)
                  for arm, size in study.ensembles.items() if arm in study.arms}
     baselines: dict[str, list[dict]] = {}
     for train, test in splits if study.baselines else []:
@@ -379,6 +402,10 @@ def report(folder: Path, overrides: list[str] | None = None, out: Path | None = 
               "repeated_test_rows": {key: sum(count[key] for count in counts) for key in counts[0]}}
     best = best_single_run(record)
     record["best_single_run"] = {key: best[key] for key in ("arm", "seed")} if best else None
+    if any("motif_recovery" in run for run in records):
+        from dnabert.interpret.recovery import recovery_declaration
+
+        record["motif_recovery"] = recovery_declaration(study.runs[0].config)
     out = out or folder
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "results.json", record)

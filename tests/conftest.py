@@ -145,7 +145,7 @@ def planted_model(tmp_path_factory) -> dict:
     either strand) from windows without: {'model', 'data', 'site'} (shared by the motif and variant tests)."""
     import numpy as np
 
-    from dnabert.data.planted import planted_lines, planted_rows
+    from dnabert.interpret.planted import planted_lines, planted_rows
     from dnabert.genome.shards import open_genome
     from dnabert.interpret.jaspar import read_meme
 

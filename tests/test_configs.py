@@ -43,7 +43,9 @@ def test_every_choice_composes(group, choice):
     if group == "benchmark":  # the suite's first task (every task of every suite: test_benchmarks)
         overrides.append(f"benchmark.task={suite_tasks(choice)[0]}")
     cfg = composed(overrides)
-    if cfg.data._target_.endswith("LabelledDataModule"):
+    if cfg.data._target_.endswith("PlantedDataModule"):
+        cfg.data.genome, cfg.data.jaspar, cfg.data.motifs = "genome.fa", "motifs.meme", ["MA0139.2"]
+    elif cfg.data._target_.endswith("LabelledDataModule"):
         cfg.data.train = "train.tsv"
         if OmegaConf.is_missing(cfg.data, "label_columns"):
             cfg.data.label_columns = ["tf1", "tf2"]
@@ -51,6 +53,8 @@ def test_every_choice_composes(group, choice):
         cfg.data.genome = "genome.fa"
     if "linear_probe" in cfg.callbacks and OmegaConf.is_missing(cfg.callbacks.linear_probe, "train"):
         cfg.callbacks.linear_probe.train = "labelled.tsv"
+    if "motif_recovery" in cfg.callbacks:  # the planted set's matrices (data=planted names them)
+        cfg.callbacks.motif_recovery.jaspar, cfg.callbacks.motif_recovery.motifs = "motifs.meme", ["MA0139.2"]
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert resolved["task"]["_target_"].startswith("dnabert.models.")
     assert resolved["trainer"]["_target_"] == "lightning.Trainer"

@@ -3,12 +3,21 @@ rank AUROC with ties, per-matrix AUROC, the rank-1 recovery rule, and the plante
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from dnabert.interpret.jaspar import Matrix
-from dnabert.interpret.recovery import (auroc, oracle_auroc, own_matrix_auroc, per_matrix_auroc,
-                                        planted_matrix_scores, recovery, site_matrices)
+from dnabert.interpret.recovery import (
+    auroc,
+    oracle_auroc,
+    own_matrix_auroc,
+    per_matrix_auroc,
+    planted_matrix_scores,
+    recovery,
+    site_matrices,
+)
 from dnabert.tokenization import reverse_complement_text
 
 BASES = "ACGT"
@@ -76,3 +85,61 @@ def test_the_planted_sites_give_the_planted_consensus_read_on_the_strand_written
     assert found.identifier == AACG.identifier and found.sites == 2
     assert "".join(BASES[i] for i in found.probabilities.argmax(0)) == "AACG"
     assert np.allclose(found.probabilities.max(0), 1.0)
+
+
+def test_the_motif_recovery_study_plants_trains_discovers_and_reports_per_background(tmp_path):
+    """The committed declaration on fixtures (its arms' genomes swapped for fixture genomes, smaller sets): each run
+    plants its own set from its genome (seeded, the test split from other parts of the contigs), trains, runs
+    discovery on its test split by the best model; the report tabulates recovery per background without choosing
+    one; a rerun reuses every run."""
+    import csv
+    import shutil
+
+    from dnabert.genome.shards import open_genome
+    from dnabert.interpret.planted import planted_lines, planted_matrices, planted_rows
+    from tests.conftest import ROOT, data_file, dnabert_cli
+    from tests.test_study import sweep
+
+    study = tmp_path / "motif_recovery"
+    shutil.copytree(ROOT / "experiments" / "motif_recovery", study, ignore=shutil.ignore_patterns("record", "results"))
+    genomes = {"human_chr22": data_file("hg19_chr22_300kb.fa.gz"), "s_aureus": data_file("staph_aureus_200kb.fa.gz")}
+    for arm, genome in genomes.items():
+        (study / "arm" / f"{arm}.yaml").write_text(f"# @package _global_\ndata:\n  genome: {genome}\n")
+    jaspar = data_file("jaspar2024_subset.meme")
+    overrides = [f"data.jaspar={jaspar}", "data.motifs=[MA0139.2,MA0080.7]", "data.train_rows.per_motif=60",
+                 "data.train_rows.negatives=120", "data.test_rows.per_motif=30", "data.test_rows.negatives=60",
+                 "trainer.max_epochs=1", "callbacks.schedule=null", "model.k=3",
+                 "callbacks.motif_recovery.methods=[attention]", f"paths.cache_dir={tmp_path / 'cache'}",
+                 "seed=1,2", f"hydra.sweep.dir={tmp_path / 'runs'}"]
+    result = sweep(study, *overrides)
+    assert result.returncode == 0 and "4 to run" in result.stdout, result.stderr[-3000:]
+    again = sweep(study, *overrides)
+    assert again.returncode == 0 and "4 finished as declared (reused), 0 to run" in again.stdout, again.stderr[-2000:]
+
+    planted = tmp_path / "runs" / "s_aureus-seed2" / "data"
+    matrices = planted_matrices(jaspar, ["MA0139.2", "MA0080.7"])
+    shards = open_genome(genomes["s_aureus"], tmp_path / "cache", progress=False)
+    expected = planted_rows(shards, {i: m.probabilities for i, m in matrices.items()}, 30, 60, 80, 2001,
+                            part=(0.8, 1.0))
+    assert (planted / "test.tsv").read_text() == "\n".join(planted_lines(expected)) + "\n"
+    test = {r["sequence"] for r in csv.DictReader((planted / "test.tsv").read_text().splitlines(), delimiter="\t")}
+    train = {r["sequence"] for r in csv.DictReader((planted / "train.tsv").read_text().splitlines(), delimiter="\t")}
+    assert len(train) == 240 and not test & train
+
+    result = dnabert_cli(["study", str(study), *overrides, "--out", str(tmp_path / "report")], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert record["chosen_on_validation"] is None and record["best_single_run"] is None
+    width = matrices["MA0080.7"].probabilities.shape[1]
+    assert record["motif_recovery"]["matrices"]["MA0080.7"] == pytest.approx(
+        {"tf": "Spi1", "width": width, "gc": matrices["MA0080.7"].probabilities[1:3].sum(0).mean()})
+    assert len(record["runs"]) == 4
+    for run in record["runs"]:
+        recovered = run["motif_recovery"]
+        assert recovered["test_metrics"] == run["test"]
+        assert [m["jaspar_id"] for m in recovered["methods"]["attention"]] == ["MA0139.2", "MA0080.7"]
+        assert all(m["recovered"] for m in recovered["planted_sites"])  # the sites themselves pass the rule
+        assert 0.5 < recovered["planted_matrices_auroc"] <= 1 and len(recovered["val_auroc_by_epoch"]) == 1
+    table = (tmp_path / "report" / "table.md").read_text()
+    assert "chosen on" not in table and f"| MA0080.7 | Spi1 | {width} |" in table
+    assert "| human_chr22 | " in table and "| s_aureus | " in table

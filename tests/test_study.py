@@ -226,7 +226,7 @@ def test_test_rows_that_repeat_a_training_sequence_on_either_strand_are_counted(
 
 
 @pytest.mark.parametrize("name,runs", [("splice_primate", 18), ("tfbs_dnabert_sample", 18), ("tfbs_oct4_mafk", 6),
-                                       ("promoter_dm3", 6)])
+                                       ("promoter_dm3", 6), ("motif_recovery", 6)])
 def test_every_committed_study_composes_with_its_declared_arms(name, runs):
     from dnabert.study import ARM, composed_study
 

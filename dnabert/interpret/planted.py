@@ -1,15 +1,20 @@
 """Labelled sets with known motifs planted into real genome background: ground truth for motif discovery
-and variant scoring. Positives carry one site sampled from a matrix (either strand); negatives carry none."""
+and variant scoring. Positives carry one site sampled from a matrix (either strand); negatives carry none. As a data
+module (`data=planted`), the set is planted for the run from its config."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from dnabert.atomic import write_text_atomic
+from dnabert.data.finetuning import LabelledDataModule
 from dnabert.data.windows import random_starts
 from dnabert.errors import DnabertError
-from dnabert.genome.shards import GenomeShards
+from dnabert.genome.shards import GenomeShards, open_genome
+from dnabert.interpret.jaspar import Matrix, read_meme
 from dnabert.tokenization import AMBIGUOUS, codes_to_text, reverse_complement_text
 
 
@@ -78,3 +83,34 @@ def planted_lines(rows: list[PlantedRow]) -> list[str]:
     """TSV lines (with header) of a planted set: sequence, label, motif, start, strand."""
     return ["sequence\tlabel\tmotif\tstart\tstrand",
             *(f"{r.sequence}\t{r.label}\t{r.motif}\t{r.start}\t{r.strand}" for r in rows)]
+
+
+def planted_matrices(jaspar: str | Path, identifiers: list[str]) -> dict[str, Matrix]:
+    """The matrices of a MEME file named by `identifiers`, in that order."""
+    known = {matrix.identifier: matrix for matrix in read_meme(jaspar)}
+    missing = [identifier for identifier in identifiers if identifier not in known]
+    if missing:
+        raise DnabertError(f"{jaspar}: no matrices {missing}; name matrices the file holds (MOTIF lines)")
+    return {identifier: known[identifier] for identifier in identifiers}
+
+
+class PlantedDataModule(LabelledDataModule):
+    """A labelled set planted for the run: the `motifs` of the `jaspar` file sampled (either strand) into `length`-nt
+    windows of `genome`, `train_rows` and `test_rows` ({per_motif, negatives}) from disjoint parts of every contig
+    (the test split from the last `test_part`), seeded by `seed`; written to `train` and `test` (with the truth:
+    `motif`, `start`, `strand`) and then read as any labelled set (every other argument is LabelledDataModule's)."""
+
+    def __init__(self, genome: str, jaspar: str, motifs: list[str], length: int, train_rows: dict, test_rows: dict,
+                 test_part: float, cache_dir: str, train: str, test: str, seed: int = 0, **labelled):
+        if not 0 < test_part < 1:
+            raise DnabertError(f"data.test_part={test_part}: must lie between 0 and 1")
+        if not Path(test).is_file():
+            matrices = {i: m.probabilities for i, m in planted_matrices(jaspar, list(motifs)).items()}
+            shards = open_genome(Path(genome), Path(cache_dir), progress=False)
+            parts = {train: (train_rows, (0.0, 1.0 - test_part)), test: (test_rows, (1.0 - test_part, 1.0))}
+            Path(test).parent.mkdir(parents=True, exist_ok=True)
+            for offset, (path, (counts, part)) in enumerate(parts.items()):  # the test file last: it marks both done
+                rows = planted_rows(shards, matrices, counts["per_motif"], counts["negatives"], length,
+                                    1000 * seed + offset, part=part)
+                write_text_atomic(Path(path), "\n".join(planted_lines(rows)) + "\n")
+        super().__init__(train=train, test=test, seed=seed, **labelled)
