@@ -91,6 +91,7 @@ class SequenceClassifier(DnabertModule):
         self.losses = nn.ModuleDict({stage: MeanMetric() for stage in STAGES})
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        self.count_flops(batch["attention_mask"], len(batch["input_ids"]))
         output = self.model(**batch)
         return output.loss, output.logits
 

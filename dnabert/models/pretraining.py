@@ -32,23 +32,6 @@ class KmerFrequencyBaseline(Metric):
         return self.counts.max() / self.counts.sum().clamp(min=1)
 
 
-def training_flops(model: BertForMaskedLM, lengths: torch.Tensor, decoded_tokens: int) -> float:
-    """Matmul FLOPs of one training step (forward + backward) on sequences of `lengths` real tokens.
-
-    6 per parameter per token for the encoder; 6 per parameter of the MLM head (its decoder is the tied word
-    embedding) at the `decoded_tokens` positions where the head runs; 12 x layers x hidden x sequence length per
-    token for attention scores and their weighted sum. Padding, embedding lookups and softmax are not counted.
-    """
-    encoder = sum(p.numel() for p in model.bert.encoder.parameters())
-    head = sum(p.numel() for p in model.cls.parameters())
-    return 6 * encoder * float(lengths.sum()) + attention_flops(model.config, lengths) + 6 * head * decoded_tokens
-
-
-def attention_flops(config: BertConfig, lengths: torch.Tensor) -> float:
-    """Matmul FLOPs (forward + backward) of attention scores and their weighted sum on sequences of `lengths`."""
-    return 12 * config.num_hidden_layers * config.hidden_size * float((lengths.double() ** 2).sum())
-
-
 class MaskedKmerModule(DnabertModule):
     """BertForMaskedLM trained on masked k-mers; logs loss, masked-token accuracy, perplexity, and how well it
     recovers hidden nucleotides next to local k-mer statistics of the training sequence (`baseline_orders`)."""
@@ -91,6 +74,7 @@ class MaskedKmerModule(DnabertModule):
         inputs, labels = self.masking(batch["input_ids"], batch["noise"], step)
         hidden = self.model.bert(input_ids=inputs, attention_mask=batch["attention_mask"]).last_hidden_state
         selected = labels != IGNORE_INDEX
+        self.count_flops(batch["attention_mask"], int(selected.sum()))
         return self.model.cls(hidden[selected]), labels[selected], selected, inputs
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -46,7 +46,9 @@ import transformers  # noqa: E402
 from dnabert.atomic import write_text_atomic  # noqa: E402
 from dnabert.config import composed as compose_config, register_resolvers  # noqa: E402
 from dnabert.data.masking import IGNORE_INDEX  # noqa: E402
-from dnabert.models.pretraining import MaskedKmerModule, attention_flops, training_flops  # noqa: E402
+from dnabert.callbacks import matmul_peak  # noqa: E402
+from dnabert.models.module import matmul_flops  # noqa: E402
+from dnabert.models.pretraining import MaskedKmerModule  # noqa: E402
 from dnabert.provenance import checkout_relative  # noqa: E402
 from dnabert.training import data_and_module  # noqa: E402
 
@@ -167,12 +169,14 @@ class Runner:
             self.module.model.bert.compile(dynamic=True)
         self.batches = batches
         self.flops = []
-        for batch in batches:
+        self.module.train()
+        for batch in batches:  # the FLOPs a training run logs (its ThroughputMonitor reads the same count)
             decoded = batch["attention_mask"].sum()
             if not setup.reference_step:
                 _, labels = self.module.masking(batch["input_ids"], batch["noise"], 0)
                 decoded = (labels != IGNORE_INDEX).sum()
-            self.flops.append(training_flops(self.module.model, batch["attention_mask"].sum(1), int(decoded)))
+            self.module.count_flops(batch["attention_mask"], int(decoded))
+            self.flops.append(self.module.flops_per_batch)
 
     def step(self, batch: dict[str, torch.Tensor]) -> None:
         """One optimizer step: masking, forward, loss, backward, AdamW."""
@@ -203,24 +207,6 @@ class Runner:
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def matmul_peak(device: torch.device, dtype: torch.dtype = torch.bfloat16, size: int | None = None,
-                repeats: int | None = None) -> float:
-    """Matmul FLOP/s in `dtype`: median of 5 timings of square products (2048 on CPU, 8192 on GPU)."""
-    size = size or (8192 if device.type == "cuda" else 2048)
-    repeats = repeats or (50 if device.type == "cuda" else 10)
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    a @ b
-    synchronize(device)
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 * repeats / statistics.median(times)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -304,7 +290,7 @@ def main() -> None:
         measured = range(args.warmup + number * args.steps, args.warmup + (number + 1) * args.steps)
         order = runners[number % len(runners):] + runners[: number % len(runners)]
         results = {runner.setup.name: runner.timed(measured) for runner in order}
-        rounds.append({"peak": matmul_peak(device, peak_dtype), "loader": loader_rate(loader_data, args.loader_batches),
+        rounds.append({"peak": matmul_peak(device, peak_dtype, repeats=10), "loader": loader_rate(loader_data, args.loader_batches),
                        "setups": results})
         print(f"round {number + 1}/{args.rounds} done", flush=True)
 
@@ -335,7 +321,8 @@ def profile(runner: Runner, indices: range) -> dict:
         groups[group] += getattr(event, time_of)
     total = sum(groups.values())
     flops = sum(runner.flops[i] for i in indices)
-    attention = sum(attention_flops(runner.module.config, runner.batches[i]["attention_mask"].sum(1)) for i in indices)
+    attention = sum(matmul_flops(0, 0, runner.module.config, runner.batches[i]["attention_mask"].sum(1), 0)
+                    for i in indices)
     matmul, kernel = list(OP_GROUPS)[:2]
     # profiler times are in microseconds: FLOPs / us / 1e3 = GFLOP/s
     rates = {matmul: (flops - attention) / groups[matmul] / 1e3, kernel: attention / groups[kernel] / 1e3}
