@@ -1,6 +1,6 @@
 """SLURM through submitit: a time-limit (or pre-emption) signal stops training at a step boundary with `last.ckpt`
-saved before submitit requeues the job, submitit's status polls stay quiet on a cluster without accounting, and a job
-sbatch refuses is one line."""
+saved before submitit requeues the job, submitit's status polls stay quiet on a cluster without accounting, a job
+whose SLURM tasks are not the trainer's ranks is refused before submission, and a job sbatch refuses is one line."""
 
 from __future__ import annotations
 
@@ -95,3 +95,18 @@ def sbatch_refusals_said(func: Callable[[], T]) -> T:
         raise DnabertError(f"sbatch refused the job: {'; '.join(reasons)}; check the hydra.launcher options "
                            "(hydra.launcher.partition, account, qos, timeout_min, gpus_per_node, cpus_per_task, "
                            "mem_gb, additional_parameters)") from None
+
+
+def check_slurm_layout(launcher: dict, trainer: dict) -> None:
+    """Under `hydra/launcher=submitit_slurm`, one SLURM task per device on each node: Lightning's SLURM environment
+    takes its ranks from the tasks, so other counts would start a world that never forms (or leaves devices idle)."""
+    if "SlurmLauncher" not in str(launcher.get("_target_", "")):
+        return
+    from dnabert.config import device_count
+
+    for key, value in (("nodes", trainer["num_nodes"]), ("tasks_per_node", device_count(trainer["devices"]))):
+        if launcher.get(key) != value:
+            source = "trainer.num_nodes" if key == "nodes" else "trainer.devices"
+            raise DnabertError(f"hydra.launcher.{key}={launcher.get(key)} but {source}={value}: one SLURM task per "
+                               f"device on each node (the DDP ranks); set {source} and leave hydra.launcher.{key} "
+                               "to follow it")

@@ -41,7 +41,10 @@ def device_count(devices: int | str | Sequence[int]) -> int:
 
 def accumulation(global_batch_size: int | None, batch_size: int, devices: int | str | Sequence[int],
                  num_nodes: int) -> int:
-    """`trainer.accumulate_grad_batches` that makes `global_batch_size` sequences per optimizer step (null: 1)."""
+    """`trainer.accumulate_grad_batches` that makes `global_batch_size` sequences per optimizer step (null: 1); a run
+    on no node is refused here, where every run's config resolves."""
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+        raise DnabertError(f"trainer.num_nodes={num_nodes}: a run takes 1 or more nodes")
     if global_batch_size is None:
         return 1
     per_step = batch_size * device_count(devices) * num_nodes

@@ -24,7 +24,7 @@ writes `results.json` and `table.md` beside the declaration from the finished ru
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from dnabert.atomic import write_json_atomic, write_text_atomic
+from dnabert.cluster import check_slurm_layout
 from dnabert.data.labelled import LabelledRows
 from dnabert.errors import DnabertError
 from dnabert.provenance import resolved_config, run_identity
@@ -134,10 +135,13 @@ def arm_error(folder: Path, arm: str, error: Exception) -> DnabertError:
 def sweep_run(cfg: DictConfig) -> tuple[Path, dict]:
     """The directory and resolved run config of one composed job of a sweep (`hydra.sweep.dir/subdir`)."""
     directory = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     with open_dict(cfg):
         del cfg["hydra"]
         cfg.paths.output_dir = str(directory.absolute())
-    return directory, resolved_config(cfg)
+    config = resolved_config(cfg)
+    check_slurm_layout(launcher, config["trainer"])
+    return directory, config
 
 
 def study_run(folder: Path, overrides: list[str], job_config: Callable[[list[str]], DictConfig]) -> StudyRun:
@@ -186,6 +190,17 @@ def pending_jobs(master: DictConfig, jobs: list[list[str]], job_config: Callable
     print(f"study {where}: {len(jobs)} runs declared, {len(jobs) - len(pending)} finished as declared (reused), "
           f"{len(pending)} to run", flush=True)
     return [job for job, _ in pending]
+
+
+def check_jobs(jobs: Sequence[Sequence[str]], job_config: Callable[[list[str]], DictConfig], first_number: int
+               ) -> None:
+    """Every job of a sweep (numbered from `first_number`, as the launcher numbers them) composes, resolves and fits
+    its launcher (`sweep_run`): the first that does not is one user error, before any job is submitted."""
+    for number, job in enumerate(jobs, first_number):
+        cfg = job_config(list(job))
+        with open_dict(cfg):
+            cfg.hydra.job.num = number
+        sweep_run(cfg)
 
 
 def check_arm_keys(folder: Path, arm: str, job: list[str], job_config: Callable[[list[str]], DictConfig]) -> None:

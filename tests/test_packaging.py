@@ -46,8 +46,8 @@ def test_an_installed_wheel_trains_and_benchmarks_from_another_directory(tmp_pat
     assert (elsewhere / "run" / "metrics.json").is_file()
     sweeper = run([str(python), "-c", "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import "
                    "Sweeper; print([c.__module__ for c in Plugins.instance().discover(Sweeper)])"], elsewhere)
-    assert "hydra_plugins.dnabert_study_sweeper.study_sweeper" in sweeper.stdout, sweeper.stderr[-2000:]
-    assert str(site) in run([str(python), "-c", "import hydra_plugins.dnabert_study_sweeper as s; print(s.__file__)"],
-                            elsewhere).stdout  # the wheel's study sweeper, where Hydra looks for sweepers
+    assert "hydra_plugins.dnabert_plugins.study_sweeper" in sweeper.stdout, sweeper.stderr[-2000:]
+    assert str(site) in run([str(python), "-c", "import hydra_plugins.dnabert_plugins as s; print(s.__file__)"],
+                            elsewhere).stdout  # the wheel's plugins, where Hydra looks for sweepers and launchers
     helped = run([str(venv / "bin" / "dnabert"), "benchmark", "--help"], elsewhere)
     assert helped.returncode == 0 and "gue" in helped.stdout, helped.stderr[-2000:]

@@ -147,3 +147,29 @@ def test_two_process_ddp_scores_every_validation_and_test_row_once(tmp_path):
             assert value == pytest.approx(reference[name.split("/", 1)[1]], abs=1e-6), (split, name)
     accuracy = json.loads((out / "test_metrics.json").read_text())["test/accuracy"]
     assert round(accuracy * 101) == pytest.approx(accuracy * 101, abs=1e-4)  # a count of 101 rows, not of 102
+
+
+def test_two_process_ddp_pretraining_validates_every_window_once(tmp_path):
+    """17 validation windows under 2-rank DDP: the run's last validation (of its final weights) equals one process
+    validating the same weights on the same windows, to 1e-6 (Lightning's own sampler would repeat one window)."""
+    import lightning as L
+
+    from dnabert.training import data_and_module
+
+    out = tmp_path / "ddp"
+    result = train(["model=tiny", "data.max_tokens=64", "data.batch_size=4", f"data.genome={LAMBDA}",
+                    "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_steps=4",
+                    "trainer.val_check_interval=4", "data.val_windows=17", "logger=csv",
+                    f"paths.output_dir={out}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = json.loads((out / "metrics.json").read_text())
+    register_resolvers()
+    cfg = OmegaConf.load(out / "config.yaml")
+    cfg.model.init = str(out / "checkpoints" / "last.hf")
+    data, module = data_and_module(cfg)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    (one_process,) = trainer.validate(module, datamodule=data)
+    assert set(one_process) <= set(ran)
+    for name, value in one_process.items():
+        assert ran[name] == pytest.approx(value, rel=1e-6, abs=1e-6), name  # perplexity: exp of the loss

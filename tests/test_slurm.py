@@ -15,7 +15,10 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from tests.conftest import ROOT, STEPS_PER_EPOCH, assert_same_result, assert_user_error, data_file, run
+from safetensors.torch import load_file
+
+from tests.conftest import (LAMBDA, ROOT, STEPS_PER_EPOCH, assert_same_result, assert_user_error, data_file, run,
+                            train)
 from tests.slurm_cluster import SlurmCluster
 from tests.test_resume import hook
 
@@ -141,3 +144,77 @@ def test_a_study_runs_as_slurm_jobs_reports_as_the_basic_launcher_and_reruns_not
     again = sweep(slurm, *LAUNCHER, env=env, poll=cluster.release_requeued)
     assert again.returncode == 0 and "4 finished as declared (reused), 0 to run" in again.stdout
     assert set(cluster.jobs()) <= jobs  # no job submitted
+
+
+@pytest.mark.parametrize("overrides,fragments", [
+    (["trainer=ddp", "trainer.devices=3", "global_batch_size=64", "data.batch_size=8"],
+     ("global_batch_size=64", "8 x 3 devices x 1 nodes = 24")),
+    (["trainer=ddp", "trainer.devices=2", "hydra.launcher.tasks_per_node=1"],
+     ("hydra.launcher.tasks_per_node=1", "trainer.devices=2")),
+    (["trainer.num_nodes=0"], ("trainer.num_nodes=0",)),
+])
+def test_a_multi_rank_job_that_cannot_form_is_one_line_and_never_submitted(cluster, tmp_path, overrides, fragments):
+    before = cluster.jobs()
+    result = multirun([*splice_run(), *overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, cluster)
+    assert_user_error(result, *fragments)
+    assert cluster.jobs() == before and not (tmp_path / "sweep" / "0").exists()
+
+
+@pytest.mark.parametrize("kind", ["fine-tuning", "pretraining"])
+def test_a_two_rank_run_forms_inside_one_slurm_job_and_equals_the_same_run_started_locally(cluster, tmp_path, kind):
+    """`trainer=ddp trainer.devices=2` through the SLURM launcher: one job of 2 tasks, whose ranks, world size and
+    master address Lightning takes from SLURM (gloo on this CPU node); its weights equal the same 2-rank run started
+    without SLURM to 1e-6."""
+    task = splice_run() if kind == "fine-tuning" else [
+        "model=tiny", "data.max_tokens=64", "data.batch_size=4", f"data.genome={LAMBDA}", "trainer.max_steps=4",
+        "trainer.val_check_interval=4", "data.val_windows=9", "logger=csv"]
+    ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "threads=1"]
+    sweep = tmp_path / "sweep"
+    result = multirun([*task, *ddp, "hydra.launcher.cpus_per_task=1", f"hydra.sweep.dir={sweep}"], tmp_path, cluster)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (job,) = [path for path in (sweep / ".submitit").iterdir() if path.is_dir()]
+    logs = {path.name.split("_")[1]: path.read_text() for path in job.glob("*_log.err")}
+    assert sorted(logs) == ["0", "1"]  # one log per SLURM task: the two ranks of one job
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in logs["1"] and "GLOBAL_RANK: 0, MEMBER: 1/2" in logs["0"]
+    local = tmp_path / "local"
+    started = train([*task, *ddp, f"paths.output_dir={local}"], tmp_path)
+    assert started.returncode == 0, started.stderr[-3000:]
+    a, b = (load_file(run_dir / "checkpoints" / "last.hf" / "model.safetensors") for run_dir in (sweep / "0", local))
+    assert a.keys() == b.keys() and all(torch.allclose(a[key], b[key], atol=1e-6) for key in a)
+
+
+def test_a_two_node_job_of_four_gpus_each_is_submitted_as_eight_ranks(tmp_path, monkeypatch):
+    """What `trainer=ddp trainer.devices=4 trainer.num_nodes=2` submits (an sbatch on the PATH that keeps the script
+    and refuses it, so no cluster is needed): 2 nodes, 4 tasks and 4 GPUs per node, one srun over all 8 tasks; and
+    what Lightning makes of one of those tasks' SLURM environment: rank, world size, master address from the node
+    list, port from the job id."""
+    import lightning as L
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    bin_dir, kept = tmp_path / "bin", tmp_path / "submitted.sh"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {kept}\necho "sbatch: error: kept for the test" >&2\nexit 1\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = run([sys.executable, str(ROOT / "train.py"), "-m", *splice_run(), "hydra/launcher=submitit_slurm",
+                  "hydra.launcher.partition=gpu", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+                  f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, env=env)
+    assert_user_error(result, "sbatch refused the job", "kept for the test")
+    script = kept.read_text()
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
+                 "#SBATCH --partition=gpu", "#SBATCH --signal=USR2@120"):
+        assert line in script, script
+    assert "srun " in script and "submitit.core._submit" in script
+
+    for key, value in {"SLURM_NODELIST": "gpu[07-08]", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_NTASKS": "8",
+                       "SLURM_NTASKS_PER_NODE": "4", "SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NODEID": "1",
+                       "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train"}.items():  # task 5 of the job
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    trainer = L.Trainer(accelerator="cpu", devices=4, num_nodes=2, strategy="ddp", logger=False)
+    environment = trainer.strategy.cluster_environment
+    assert isinstance(environment, SLURMEnvironment)
+    assert (environment.global_rank(), environment.local_rank(), environment.node_rank()) == (5, 1, 1)
+    assert environment.world_size() == 8 and environment.main_address == "gpu07"
+    assert environment.main_port == 15000 + 4242  # the job id's last 4 digits: every task of the job agrees

@@ -10,10 +10,10 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from dnabert.data.distributed import evaluation_sampler
 from dnabert.data.labelled import LabelledRows, check_lengths, encode_labels
 from dnabert.data.labelled_layouts import read_labelled
 from dnabert.data.overlap import grouped_holdout, overlap_groups
@@ -271,13 +271,8 @@ class LabelledDataModule(L.LightningDataModule):
         return self._loader("train", ResumableShuffle(self.splits["train"], self.batch_size, self.trainer, self.seed))
 
     def _evaluation_loader(self, split: str) -> DataLoader:
-        """Each row of a validation or test split once over all ranks (Lightning's own sampler would pad the last
-        ranks with repeated rows), in input order within each rank."""
-        trainer = self.trainer
-        if trainer is None or trainer.world_size == 1 or split not in self.splits:
-            return self._loader(split)
-        return self._loader(split, UnrepeatedDistributedSampler(self.splits[split], num_replicas=trainer.world_size,
-                                                                rank=trainer.global_rank, shuffle=False))
+        """A validation or test split, each row once over all ranks, in input order within each rank."""
+        return self._loader(split, evaluation_sampler(self.splits[split], self.trainer) if split in self.splits else None)
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")

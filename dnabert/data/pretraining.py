@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from dnabert.data.distributed import evaluation_sampler
 from dnabert.data.masking import NOISE_CHANNELS
 from dnabert.data.windows import WindowSampler, holdout_regions
 from dnabert.errors import DnabertError
@@ -178,7 +179,9 @@ class GenomeDataModule(L.LightningDataModule):
         return self._loader(dataset, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(WindowDataset(self.val_windows_sampler, self.val_windows), sampler=None)
+        """The validation windows, each once over all ranks."""
+        dataset = WindowDataset(self.val_windows_sampler, self.val_windows)
+        return self._loader(dataset, evaluation_sampler(dataset, self.trainer))
 
     def _loader(self, dataset: Dataset, sampler: DistributedSampler | None) -> DataLoader:
         return DataLoader(

@@ -290,8 +290,8 @@ def main() -> None:
         measured = range(args.warmup + number * args.steps, args.warmup + (number + 1) * args.steps)
         order = runners[number % len(runners):] + runners[: number % len(runners)]
         results = {runner.setup.name: runner.timed(measured) for runner in order}
-        rounds.append({"peak": matmul_peak(device, peak_dtype, repeats=10), "loader": loader_rate(loader_data, args.loader_batches),
-                       "setups": results})
+        rounds.append({"peak": matmul_peak(device, peak_dtype, repeats=10),
+                       "loader": loader_rate(loader_data, args.loader_batches), "setups": results})
         print(f"round {number + 1}/{args.rounds} done", flush=True)
 
     profiled = None

@@ -1,1 +1,0 @@
-"""dnabert's study sweeper for Hydra (`hydra/sweeper=study`)."""
