@@ -67,14 +67,15 @@ def test_a_two_run_sweep_runs_as_slurm_jobs_and_leaves_its_outputs_in_the_sweep_
 
 class RequeueSignalAt(Callback):
     """Test hook: a job that started fresh asks SLURM (`scancel --signal=USR2`, what SLURM sends before the time
-    limit) to signal it after optimizer step `step`, and waits there until the signal has arrived."""
+    limit) to signal it after optimizer step `step`, and waits there (every rank) until the signal has arrived."""
 
     def __init__(self, step: int):
         self.step = step
 
     def on_train_batch_end(self, trainer, *_) -> None:
         if trainer.ckpt_path is None and trainer.global_step == self.step:
-            subprocess.run(["scancel", "--signal=USR2", os.environ["SLURM_JOB_ID"]], check=True)
+            if trainer.global_rank == 0:  # SLURM signals every task of the job
+                subprocess.run(["scancel", "--signal=USR2", os.environ["SLURM_JOB_ID"]], check=True)
             deadline = time.monotonic() + 60
             while not trainer.received_sigterm and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -218,3 +219,32 @@ def test_a_two_node_job_of_four_gpus_each_is_submitted_as_eight_ranks(tmp_path, 
     assert (environment.global_rank(), environment.local_rank(), environment.node_rank()) == (5, 1, 1)
     assert environment.world_size() == 8 and environment.main_address == "gpu07"
     assert environment.main_port == 15000 + 4242  # the job id's last 4 digits: every task of the job agrees
+
+
+def test_a_two_rank_job_signalled_before_its_time_limit_resumes_on_both_ranks_as_an_uninterrupted_run(
+        cluster, tmp_path, splice_files):
+    """A 2-task DDP job pre-empted (`scancel --signal=USR2`) mid-epoch: both ranks stop at the same step, rank 0
+    writes one last.ckpt there, submitit requeues, and the resumed job ends with the weights of the same 2-rank run
+    uninterrupted (started locally), to 1e-6."""
+    stopped_at = 9
+    signal_hook = [item.replace("tests.test_resume.", "tests.test_slurm.")
+                   for item in hook("requeue", RequeueSignalAt, step=stopped_at)]
+    run_config = ["task=classify", "model=tiny", "data.max_tokens=64", "data.batch_size=8", "trainer.max_epochs=2",
+                  "callbacks.schedule=null", "task.optimizer.lr=1e-3", "logger=csv", "threads=1",
+                  f"data.train={splice_files / 'train.tsv'}", f"data.test={splice_files / 'test.tsv'}",
+                  "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
+    sweep = tmp_path / "sweep"
+    result = multirun([*run_config, f"hydra.sweep.dir={sweep}", "hydra.launcher.cpus_per_task=1", *signal_hook],
+                      tmp_path, cluster)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (job,) = [path for path in (sweep / ".submitit").iterdir() if path.is_dir()]
+    first = {path.name.split("_")[1]: path.read_text() for path in job.glob("*_log.err")}
+    assert f"dnabert: stopped by SIGTERM at step {stopped_at}" in first["0"], first["0"][-3000:]
+    assert "Restarts=1" in cluster.run("scontrol", "show", "job", job.name).stdout
+    straight = tmp_path / "straight"
+    started = train([*run_config, f"paths.output_dir={straight}"], tmp_path)
+    assert started.returncode == 0, started.stderr[-3000:]
+    resumed, uninterrupted = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (sweep / "0", straight))
+    assert resumed["global_step"] == uninterrupted["global_step"]
+    a, b = (load_file(d / "checkpoints" / "last.hf" / "model.safetensors") for d in (sweep / "0", straight))
+    assert all(torch.allclose(a[key], b[key], atol=1e-6) for key in a)

@@ -57,3 +57,28 @@ def test_the_headline_comes_from_setups_of_the_model_as_its_preset_configures_it
     assert dnabert6["+ fused AdamW"].as_configured and dnabert6["+ sdpa attention"].as_configured
     assert not any(s.as_configured for s in dnabert6.values() if s.name.startswith("+ no attention dropout"))
     assert not any(s.as_configured and s.changes_model for s in [*small.values(), *dnabert6.values()])
+
+
+def test_the_ratios_and_mfu_of_the_table_follow_a_hand_worked_record(bench, tmp_path, capsys):
+    """Two rounds, two setups, a known peak: tokens/s, the ratios to base and reference, padding, tokens per window,
+    GFLOP/s and MFU as worked by hand."""
+    import types
+
+    import torch
+
+    reference = bench.Setup("reference", {"data.batch_size": 2}, as_configured=True)
+    lever = reference.add("+ lever", as_configured=True)
+    batches = [{"attention_mask": torch.ones(2, 4)}, {"attention_mask": torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])}]
+    runners = [types.SimpleNamespace(setup=setup, batches=batches) for setup in (reference, lever)]
+    # (seconds, real tokens, FLOPs) per setup: reference 500 tokens/s and 20 GFLOP/s, the lever 3x, 50 GFLOP/s
+    rounds = [{"peak": 100e9, "loader": 15000.0,
+               "setups": {"reference": (2.0, 1000.0, 40e9), "+ lever": (1.0, 1500.0, 50e9)}}] * 2
+    args = types.SimpleNamespace(device="cpu", model="small", warmup=1, steps=1, record=tmp_path)
+    bench.report(args, runners, rounds, {}, (0.0, 0.0, 0.0), "now", None, bf16=False)
+    table = (tmp_path / "cpu-small.md").read_text()
+    assert "| reference | 500 [500-500] | 1.00 | 1.00 | 25.0% | 3 | 20 | 20.0% |" in table
+    assert "| + lever | 1,500 [1,500-1,500] | 3.00 | 3.00 | 25.0% | 3 | 50 | 50.0% |" in table
+    assert "headline, the model as configured at the reference's batch and width: + lever, 3.00x the reference, " \
+           "MFU 50.0%" in table
+    assert "loader: 15,000 [15,000-15,000] real tokens/s = 10x the fastest setup (+ lever)" in table
+    assert "fp32 matmul peak: 100 [100-100] GFLOP/s" in table

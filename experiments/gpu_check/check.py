@@ -63,6 +63,33 @@ def pretraining(work: Path, dry: bool) -> list[tuple[str, str, float]]:
             for i, line in enumerate(lines)]
 
 
+def monitored(work: Path, dry: bool) -> tuple[str, str, float]:
+    """Pretraining through train.py as a cluster job runs it (trainer=ddp on one device; bf16-mixed on the GPU): the
+    real tokens/s and MFU that its ThroughputMonitor logs last, beside the bench's rows."""
+    scale = ["model=tiny", "trainer.accelerator=cpu", "data.max_tokens=64", "trainer.max_steps=20"] if dry else \
+        ["model=dnabert6", "trainer.accelerator=gpu", "trainer.precision=bf16-mixed", "trainer.max_steps=60"]
+    run = work / "monitored"
+    seconds, result = command([str(ROOT / "train.py"), "trainer=ddp", "trainer.devices=1",
+                               "trainer.log_every_n_steps=10", "callbacks.progress_bar=null", "logger=csv",
+                               f"data.genome={GENOME}",
+                               f"paths.output_dir={run}", f"paths.cache_dir={work / 'cache'}", *scale], work, 300)
+    name = "pretraining: train.py trainer=ddp devices=1" + (" (dry run)" if dry else ", DNABERT-6, bf16-mixed") + \
+        ", ThroughputMonitor"
+    if result.returncode:
+        return name, failure(result), seconds
+    rows = csv.DictReader(next(run.glob("csv/version_*/metrics.csv")).read_text().splitlines())
+    last = [row for row in rows if row.get("train/device/mfu")][-1]
+    return (name, f"{float(last['train/device/items_per_sec']):,.0f} real tokens/s, MFU "
+                  f"{100 * float(last['train/device/mfu']):.1f}%", seconds)
+
+
+def unran(rows: list[tuple[str, str, float]], dry: bool) -> list[str]:
+    """The rows that should have run on this device and did not (a dry run has no FSDP and no DeepSpeed)."""
+    allowed = ("FSDP", "DeepSpeed") if dry else ("DeepSpeed",)
+    return [name for name, result, _ in rows
+            if result.startswith(("failed", "not run", "not installed")) and not name.startswith(allowed)]
+
+
 def finetuning(work: Path, dry: bool) -> tuple[tuple[str, str, float], Path | None]:
     """A short fine-tuning run; its row and the best model's HF directory."""
     scale = ["model=tiny", "trainer=cpu", "data.max_tokens=64", "+trainer.limit_train_batches=3",
@@ -165,7 +192,7 @@ def main() -> None:
     work = args.out.resolve() / "work"  # absolute: the steps run with the work folder as their directory
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    rows = pretraining(work, args.dry_run)
+    rows = [*pretraining(work, args.dry_run), monitored(work, args.dry_run)]
     tuned, model = finetuning(work, args.dry_run)
     rows += [tuned, *prediction(work, model, args.dry_run), fsdp(work, args.dry_run),
              deepspeed(work, args.dry_run)]
@@ -176,6 +203,9 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     (args.out / f"{'dry-run' if args.dry_run else 'cuda'}.md").write_text(text)
+    missing = unran(rows, args.dry_run)
+    if missing or not any(name.startswith("pretraining: headline") for name, _, _ in rows):
+        sys.exit(f"gpu_check: rows that should have run here did not: {missing or ['pretraining: headline']}")
 
 
 if __name__ == "__main__":
