@@ -7,16 +7,19 @@ alphabet A, T, C, G, so `id(kmer) = 5 + sum(digit(base) * 4**(k-1-i))` with A=0,
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import string
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from transformers import BertTokenizer
+from transformers import BatchEncoding, BertTokenizer
+from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 
 from dnabert.errors import DnabertError, warn
 
@@ -237,6 +240,18 @@ def kmer_text(sequence: str, k: int) -> str:
     return " ".join(tokens[kmer_ids(sequence, k)])
 
 
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a block that only allocates (lists of ints hold no cycles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class DNAKmerTokenizer(BertTokenizer):
     """Hugging Face tokenizer for DNABERT: takes raw DNA or DNABERT's space-separated k-mer text.
 
@@ -273,7 +288,64 @@ class DNAKmerTokenizer(BertTokenizer):
         return kmer_text(stripped, self.k)
 
     def _encode_plus(self, text, text_pair=None, **kwargs):
+        fast = self._raw_dna_batch(text, text_pair, **kwargs)
+        if fast is not None:
+            return fast
         return super()._encode_plus(text=self.to_kmer_text(text), text_pair=self.to_kmer_text(text_pair), **kwargs)
+
+    def _raw_dna_batch(self, text, text_pair, *, add_special_tokens: bool = True,
+                       padding_strategy: PaddingStrategy = PaddingStrategy.DO_NOT_PAD,
+                       truncation_strategy: TruncationStrategy = TruncationStrategy.DO_NOT_TRUNCATE,
+                       max_length: int | None = None, pad_to_multiple_of: int | None = None,
+                       padding_side: str | None = None, return_tensors=None, return_token_type_ids: bool | None = None,
+                       return_attention_mask: bool | None = None, verbose: bool = True, **other
+                       ) -> BatchEncoding | None:
+        """Raw DNA (one sequence or a batch, no pair) the way `batch_kmer_ids` reads it: the ids, masks, padding and
+        truncation the k-mer text path gives, in numpy; None for anything else (pairs, k-mer text, overflowing
+        tokens, offsets, left padding, ...), which takes that path."""
+        batched = isinstance(text, (list, tuple))
+        sequences = list(text) if batched else [text]
+        unusual = any(value not in (None, False, 0) for value in other.values())  # stride, offsets, overflow, ...
+        if (text_pair is not None or not add_special_tokens or unusual or not sequences
+                or (padding_side or self.padding_side) != "right"
+                or truncation_strategy not in (TruncationStrategy.DO_NOT_TRUNCATE, TruncationStrategy.LONGEST_FIRST,
+                                               TruncationStrategy.ONLY_FIRST)
+                or not all(isinstance(s, str) and s.isalpha() for s in sequences)):  # letters only: raw DNA
+            return None
+        truncate = truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None
+        most = max(len(s) for s in sequences) - self.k + 3  # tokens of the longest sequence, untruncated
+        encoded = batch_kmer_ids(sequences, self.k, max(max_length, 3) if truncate else max(most, 3))
+        lengths = encoded.attention_mask.sum(1)
+        width = encoded.input_ids.shape[1]
+        if padding_strategy == PaddingStrategy.MAX_LENGTH and max_length is not None:
+            if width > max_length:  # rows longer than max_length stay longer (ragged): the k-mer text path's
+                return None
+            width = max_length
+        if pad_to_multiple_of and padding_strategy != PaddingStrategy.DO_NOT_PAD:
+            width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+        if return_tensors and padding_strategy == PaddingStrategy.DO_NOT_PAD and lengths.min() < lengths.max():
+            return None  # ragged rows make no tensor: the k-mer text path says so
+        ids = np.pad(encoded.input_ids, ((0, 0), (0, width - encoded.input_ids.shape[1])))
+        longest = int(lengths.argmax())
+        self._eventual_warn_about_too_long_sequence(ids[longest, : lengths[longest]], max_length, verbose)
+        if return_tensors:
+            data = {"input_ids": ids, "token_type_ids": np.zeros_like(ids),
+                    "attention_mask": (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)}
+        else:
+            with _collection_paused():  # millions of small lists: the cyclic collector would rescan them all
+                padded = padding_strategy != PaddingStrategy.DO_NOT_PAD
+                sizes = [width] * len(lengths) if padded else lengths.tolist()
+                rows = ids.tolist()
+                data = {"input_ids": rows if padded else [row[:size] for row, size in zip(rows, sizes)],
+                        "token_type_ids": [[0] * size for size in sizes],
+                        "attention_mask": [[1] * length + [0] * (size - length)
+                                           for length, size in zip(lengths.tolist(), sizes)]}
+        wanted = {"token_type_ids": return_token_type_ids, "attention_mask": return_attention_mask}
+        data = {key: value for key, value in data.items()
+                if wanted.get(key) or (wanted.get(key) is None and key in (*self.model_input_names, "input_ids"))}
+        if not batched and return_tensors is None:
+            data = {key: value[0] for key, value in data.items()}
+        return BatchEncoding(data, tensor_type=return_tensors)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as a plain, case-sensitive BERT tokenizer directory (plus vocab.txt for older tools)."""

@@ -244,7 +244,8 @@ def test_a_two_rank_job_signalled_before_its_time_limit_resumes_on_both_ranks_as
     straight = tmp_path / "straight"
     started = train([*run_config, f"paths.output_dir={straight}"], tmp_path)
     assert started.returncode == 0, started.stderr[-3000:]
-    resumed, uninterrupted = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (sweep / "0", straight))
+    resumed, uninterrupted = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)
+                              for d in (sweep / "0", straight))
     assert resumed["global_step"] == uninterrupted["global_step"]
     a, b = (load_file(d / "checkpoints" / "last.hf" / "model.safetensors") for d in (sweep / "0", straight))
     assert all(torch.allclose(a[key], b[key], atol=1e-6) for key in a)

@@ -148,3 +148,47 @@ def test_larger_k_gets_a_generated_vocabulary(tmp_path):
     ids = tokenizer("ACGTACGTAC")["input_ids"]
     assert ids[1:-1] == kmer_ids("ACGTACGTAC", 8).tolist()
     assert tokenizer.convert_ids_to_tokens(ids[1]) == "ACGTACGT"
+
+
+OPTIONS = [dict(padding=padding, truncation=truncation, max_length=max_length, return_tensors=tensors,
+                pad_to_multiple_of=multiple)
+           for padding in (False, True, "max_length") for truncation in (False, True) for max_length in (None, 64, 600)
+           for tensors in (None, "np", "pt") for multiple in (None, 8)
+           if not (padding == "max_length" and max_length is None) and not (padding is False and tensors)
+           and not (truncation and multiple and max_length and max_length % multiple)
+           and not (padding == "max_length" and not truncation and tensors)]  # ragged rows: no tensor either way
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_the_hf_call_on_raw_dna_gives_what_the_kmer_text_path_gives(real_sequences, options):
+    """A batch of raw DNA (soft-masked, with N, one shorter than k) through `DNAKmerTokenizer(...)`, on its numpy
+    path, equals the same sequences as k-mer text through the tokenizer's own path: ids, token types, masks, padding,
+    truncation, tensors; one sequence alone too."""
+    tokenizer = DNAKmerTokenizer(k=6)
+    sequences = [*real_sequences[:5], "ACGTA", real_sequences[5][:40]]
+    texts = [kmer_text(s, 6) if len(s) >= 6 else "ACGTA" for s in sequences]
+    texts[5] = ""  # 5 nt make no 6-mer: [CLS] [SEP]
+    raw, text = tokenizer(sequences, **options), tokenizer(texts, **options)
+    assert set(raw) == set(text) == {"input_ids", "token_type_ids", "attention_mask"}
+    for key in text:
+        assert np.array_equal(np.asarray(raw[key]), np.asarray(text[key])) if options["return_tensors"] \
+            else raw[key] == text[key], key
+        assert type(raw[key]) is type(text[key])
+    one = {key: value for key, value in options.items() if key != "pad_to_multiple_of"}
+    assert {k: np.asarray(v).tolist() for k, v in tokenizer(sequences[0], **one).items()} == \
+        {k: np.asarray(v).tolist() for k, v in tokenizer(texts[0], **one).items()}
+
+
+def test_the_hf_call_on_raw_dna_takes_the_numpy_path(real_sequences, monkeypatch):
+    """The common call (a batch of raw DNA, padded and truncated) never reaches the tokenizers backend."""
+    from transformers.tokenization_utils_tokenizers import TokenizersBackend
+
+    def backend(*args, **kwargs):
+        raise AssertionError("the k-mer text path ran")
+
+    monkeypatch.setattr(TokenizersBackend, "_encode_plus", backend)
+    tokenizer = DNAKmerTokenizer(k=6)
+    batch = tokenizer(real_sequences[:8], padding=True, truncation=True, return_tensors="pt")
+    assert batch["input_ids"].shape[0] == 8
+    with pytest.raises(AssertionError, match="k-mer text path"):
+        tokenizer([kmer_text(real_sequences[0], 6)], padding=True)
