@@ -272,7 +272,8 @@ class LabelledDataModule(L.LightningDataModule):
 
     def _evaluation_loader(self, split: str) -> DataLoader:
         """A validation or test split, each row once over all ranks, in input order within each rank."""
-        return self._loader(split, evaluation_sampler(self.splits[split], self.trainer) if split in self.splits else None)
+        sampler = evaluation_sampler(self.splits[split], self.trainer) if split in self.splits else None
+        return self._loader(split, sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")
