@@ -76,7 +76,7 @@ def run_suite(suite: str, init: str, seeds: list[int], out: Path, tasks: list[st
         raise DnabertError(f"{first.data.train}: not found; no local copy of {len(missing)} {suite} task(s) "
                            f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}) under "
                            f"benchmark.root={first.benchmark.root}: download the suite "
-                           f"(dnabert/conf/benchmark/{suite}.yaml says how), set --root, or choose --tasks")
+                           f"(conf/benchmark/{suite}.yaml says how), set --root, or choose --tasks")
     sweep = [sys.executable, "-m", "dnabert.train", "-m", "hydra/sweeper=study", f"benchmark={suite}",
              f"benchmark.task={','.join(tasks)}", f"seed={','.join(map(str, seeds))}", f"model.init={init}",
              f"hydra.sweep.dir={out}", "hydra.sweep.subdir=${benchmark.task}/seed${seed}", *overrides]

@@ -1,4 +1,5 @@
-"""Where the Hydra configs live (dnabert/conf/) and the OmegaConf resolvers they use."""
+"""Where the Hydra configs live (conf/ in a checkout, dnabert/conf in a wheel) and the OmegaConf resolvers they
+use."""
 
 from __future__ import annotations
 
@@ -102,8 +103,9 @@ def job_type(task_target: str, suite: str | None) -> str:
     return "benchmark" if suite else "pretrain" if task_target.endswith("MaskedKmerModule") else "finetune"
 
 
-CONF_DIR = Path(__file__).parent / "conf"
-"""The Hydra configs, shipped inside the package (`python -m dnabert.train` reads them from any directory)."""
+CONF_DIR = next(path for path in (Path(__file__).parent / "conf", Path(__file__).parents[1] / "conf") if path.is_dir())
+"""The Hydra configs: conf/ at the top of the checkout (and of an editable install), shipped inside the package as
+dnabert/conf by the build (`python -m dnabert.train` reads them from any directory)."""
 BENCHMARK_SUITES = ("gue", "genomic_benchmarks", "nt")
 """Suites with a config in conf/benchmark/<suite>.yaml, their tasks listed there (`dnabert benchmark SUITE`)."""
 

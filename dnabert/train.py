@@ -1,6 +1,7 @@
 """Train a DNABERT model: `python -m dnabert.train [model=..] [task=..] [data=..] [trainer=..] [key=value ...]`.
 
-The configs are the package's own (dnabert/conf), so an installed dnabert trains from any directory.
+The configs are conf/ at the checkout's top, shipped inside the package, so an installed dnabert trains from any
+directory.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tests.conftest import data_file
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
         "attention_probs_dropout_prob": 0.0}
-"""dnabert/conf/model/tiny.yaml's sizes."""
+"""conf/model/tiny.yaml's sizes."""
 
 
 def tiny_config(k: int, max_positions: int = 512, config_class=BertConfig, **extra) -> BertConfig:

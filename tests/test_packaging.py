@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import zipfile
 import sysconfig
 from pathlib import Path
 
@@ -11,19 +12,28 @@ from tests.conftest import ROOT, run
 
 
 def test_an_installed_wheel_trains_and_benchmarks_from_another_directory(tmp_path):
-    """The wheel carries the configs, the embedded genome and the study sweeper: `python -m dnabert.train` and
-    `dnabert benchmark --help` work from a directory that is not the checkout, with the wheel's dnabert (not the
-    editable one), and Hydra finds the wheel's sweeper."""
+    """The wheel carries every module, the configs (conf/ at the checkout's top, mapped to dnabert/conf by the
+    build), the embedded genome and the Hydra plugins: `python -m dnabert.train` and `dnabert benchmark --help` work
+    from a directory that is not the checkout, with the wheel's dnabert (not the editable one), and Hydra finds the
+    wheel's sweeper."""
     source = tmp_path / "source"  # the files a wheel is built from, so that the build leaves the checkout clean
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for package in ("dnabert", "hydra_plugins"):
+    for package in ("dnabert", "hydra_plugins", "conf"):
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     built = run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                  "-w", str(tmp_path / "wheels")], tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((tmp_path / "wheels").glob("dnabert-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name for name in archive.namelist() if not name.startswith("dnabert-")}
+    checkout = {str(path.relative_to(ROOT)) for folder in ("dnabert", "hydra_plugins/dnabert_plugins")
+                for path in (ROOT / folder).rglob("*")
+                if path.suffix in (".py", ".gz") and "__pycache__" not in path.parts}
+    configs = {f"dnabert/{path.relative_to(ROOT)}" for path in (ROOT / "conf").rglob("*.yaml")}
+    assert checkout | configs == shipped, (sorted(checkout | configs - shipped), sorted(shipped - checkout - configs))
+    assert not (ROOT / "dnabert" / "conf").exists()  # one copy of the configs: conf/ at the top
 
     venv = tmp_path / "venv"
     assert run([sys.executable, "-m", "venv", str(venv)], tmp_path).returncode == 0

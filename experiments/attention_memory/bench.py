@@ -4,7 +4,7 @@ Claim under test: "attention scores for 10,000 sequences of 512 tokens (515 nt a
 under 2 GB peak RSS", where the original DNABERT pre-allocates every attention matrix (N x heads x L x L float64).
 
 Steps (see README.md next to this file):
-  1. a classifier with dnabert/conf/model/tiny.yaml's sizes and random weights, saved as an HF directory;
+  1. a classifier with conf/model/tiny.yaml's sizes and random weights, saved as an HF directory;
   2. per N, random 515-nt sequences written to a TSV (outside the measured process);
   3. per N, a fresh subprocess runs the real command, `dnabert attention MODEL --input seqs.tsv --out DIR`
      (npy, tidy TSV, predictions, plots), and reports RSS after imports and peak RSS (getrusage ru_maxrss);
@@ -40,7 +40,7 @@ def rss_now_mb() -> float:
 
 
 def build_model(directory: Path) -> Path:
-    """A random-weight DNABERT-6 classifier with dnabert/conf/model/tiny.yaml's sizes, as an HF directory."""
+    """A random-weight DNABERT-6 classifier with conf/model/tiny.yaml's sizes, as an HF directory."""
     from omegaconf import OmegaConf
     from transformers import BertConfig, BertForSequenceClassification
 
