@@ -24,6 +24,7 @@ from dnabert.atomic import write_text_atomic
 from dnabert.config import BENCHMARK_SUITES, CONF_DIR, composed
 from dnabert.errors import DnabertError, read_json
 
+
 @dataclass
 class TaskResult:
     """One task of a suite: the metric it reports and its test value under each seed."""

@@ -14,17 +14,17 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar, ThroughputMonitor
 from lightning.pytorch.callbacks.throughput_monitor import _plugin_to_compute_dtype
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from peft import PeftModel
 
 from dnabert.data.finetuning import LabelledDataModule
 from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import hf_directory_of, in_encoder, model_weights, save_hf_directory
-from dnabert.provenance import run_provenance
 from dnabert.models.linear_probe import check_layers, probe_scores
 from dnabert.models.parameter_efficient import save_lora_directory
+from dnabert.provenance import run_provenance
 
 
 class HFModelCheckpoint(ModelCheckpoint):

@@ -16,7 +16,6 @@ from dnabert.config import BENCHMARK_SUITES, cache_root
 from dnabert.errors import DnabertError, report_errors
 from dnabert.interpret import MOTIF_METHODS
 
-
 EXAMPLES = {
     "prepare-genome": ["dnabert prepare-genome hg38.fa.gz --out shards/hg38"],
     "build-dataset": ["dnabert build-dataset tfbs --genome hg38.fa.gz --peaks ENCFF123.narrowPeak.gz --out tfbs/ "
@@ -288,8 +287,15 @@ def _motifs(args: argparse.Namespace) -> None:
 def _variants(args: argparse.Namespace) -> None:
     from dnabert.atomic import write_text_atomic
     from dnabert.data.labelled import read_sequences
-    from dnabert.interpret.variants import SCORED, check_reach, plot_top_variants, read_mutations, report_lines, \
-        saturation_variants, score_variants
+    from dnabert.interpret.variants import (
+        SCORED,
+        check_reach,
+        plot_top_variants,
+        read_mutations,
+        report_lines,
+        saturation_variants,
+        score_variants,
+    )
     from dnabert.models.inference import load_classifier
     from dnabert.models.inputs import model_reach
 

@@ -145,9 +145,9 @@ def planted_model(tmp_path_factory) -> dict:
     either strand) from windows without: {'model', 'data', 'site'} (shared by the motif and variant tests)."""
     import numpy as np
 
-    from dnabert.interpret.planted import planted_lines, planted_rows
     from dnabert.genome.shards import open_genome
     from dnabert.interpret.jaspar import read_meme
+    from dnabert.interpret.planted import planted_lines, planted_rows
 
     cwd = tmp_path_factory.mktemp("planted")
     matrices = {m.identifier: m for m in read_meme(data_file("jaspar2024_subset.meme"))}

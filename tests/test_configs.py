@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from dnabert.benchmarks import suite_tasks
-from dnabert.config import CONF_DIR, composed as compose_config, register_resolvers
+from dnabert.config import CONF_DIR, register_resolvers
+from dnabert.config import composed as compose_config
 from dnabert.training import data_and_module
 from tests.conftest import LAMBDA, ROOT, data_file, train
 

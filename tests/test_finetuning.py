@@ -13,8 +13,17 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
 from dnabert.tokenization import reverse_complement_text
-from tests.conftest import (LAMBDA, ROOT, assert_user_error, data_file, dnabert_cli, genome_text,
-                            original_dnabert_directory, train, train_in_process)
+from tests.conftest import (
+    LAMBDA,
+    ROOT,
+    assert_user_error,
+    data_file,
+    dnabert_cli,
+    genome_text,
+    original_dnabert_directory,
+    train,
+    train_in_process,
+)
 
 TINY = ["task=classify", "model=tiny", "task.optimizer.lr=1e-3", "logger=csv"]
 
@@ -61,7 +70,8 @@ def test_predict_writes_one_row_per_sequence_from_hf_dir_and_checkpoint(splice_r
     assert np.allclose(probabilities, other, atol=1e-5)
     truth = [r["label"] for r in read_tsv(test_file)]
     accuracy = np.mean([r["prediction"] == t for r, t in zip(rows, truth)])
-    assert accuracy == pytest.approx(json.loads((splice_run / "test_metrics.json").read_text())["test/accuracy"], abs=1e-3)
+    scored = json.loads((splice_run / "test_metrics.json").read_text())["test/accuracy"]
+    assert accuracy == pytest.approx(scored, abs=1e-3)
 
 
 def test_predict_averages_an_ensemble_and_refuses_models_of_another_task(splice_run, tmp_path):
@@ -186,7 +196,8 @@ def test_a_run_that_stops_inside_its_first_epoch_validates_scores_test_and_says_
     assert "data.test" in warnings[1] and "593 of 593" in warnings[1]
     no_validation = train([*TINY, f"data.train={data_file('splice_primate_train.tsv')}",
                            f"data.test={data_file('splice_primate_test.tsv')}", "trainer.max_steps=3",
-                           "+trainer.limit_val_batches=0", "callbacks.schedule=null", f"paths.output_dir={tmp_path / 'none'}"], tmp_path)
+                           "+trainer.limit_val_batches=0", "callbacks.schedule=null",
+                           f"paths.output_dir={tmp_path / 'none'}"], tmp_path)
     assert_user_error(no_validation, "ended at step 3 without a validation", "data.val")
 
 
@@ -205,7 +216,8 @@ def test_predict_says_how_many_sequences_it_truncated(splice_run, tmp_path):
 @pytest.fixture
 def bad_files(tmp_path):
     files = {
-        "train": "sequence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(["ACGTACGTAA", "TTGACGTACG"] * 10)),
+        "train": "sequence\tlabel\n"
+                 + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(["ACGTACGTAA", "TTGACGTACG"] * 10)),
         "unknown": "sequence\tlabel\nACGTACGTAC\t7\n",
         "short": "sequence\tlabel\nACGTACGTAC\t0\nACG\t1\n",
         "empty": "sequence\tlabel\n",
@@ -223,7 +235,8 @@ def bad_files(tmp_path):
     (["data.test={d}/short.tsv"], ["short.tsv line 3", "shorter than k=6"]),
     (["data.test={d}/empty.tsv"], ["empty.tsv", "no data rows"]),
     (["data.test={d}/columns.tsv"], ["columns.tsv line 2", "3 columns where the header has 2"]),
-    (["data.train={d}/regress.tsv", "data.task_type=regression"], ["regress.tsv line 3", "value='high' is not a number"]),
+    (["data.train={d}/regress.tsv", "data.task_type=regression"],
+     ["regress.tsv line 3", "value='high' is not a number"]),
     (["data.label_columns=[tf]"], ["train.tsv line 1", "no column 'tf'"]),
     (["data.train={d}/kmers4.tsv"], ["kmers4.tsv", "written as 4-mers but the model uses k=6"]),
     (["data.test={d}/missing.tsv"], ["data.test={d}/missing.tsv", "not found"]),
@@ -370,5 +383,5 @@ def test_predict_reads_standard_input_and_writes_standard_output(splice_run, tmp
     main(["predict", best, "--input", "-", "--out", "-", "--quiet"])
     captured = capsys.readouterr()
     piped, written = captured.out.splitlines(), (tmp_path / "p.tsv").read_text().splitlines()
-    assert len(piped) == 594 and [line.split("\t")[1:] for line in piped] == [l.split("\t")[1:] for l in written]
+    assert len(piped) == 594 and [line.split("\t")[1:] for line in piped] == [row.split("\t")[1:] for row in written]
     assert "-: 593 sequences" in captured.err and list(tmp_path.iterdir()) == [tmp_path / "p.tsv"]

@@ -8,8 +8,12 @@ import numpy as np
 import torch
 
 from dnabert.data.masking import hidden_nucleotides, nucleotides_of
-from dnabert.models.hidden_nucleotides import (HiddenNucleotideAccuracy, LocalBaseline, nucleotide_probabilities,
-                                               predicted_nucleotides)
+from dnabert.models.hidden_nucleotides import (
+    HiddenNucleotideAccuracy,
+    LocalBaseline,
+    nucleotide_probabilities,
+    predicted_nucleotides,
+)
 from dnabert.tokenization import MASK_ID, batch_kmer_ids, kmer_vocab, vocab_size
 
 BASE = {base: code for code, base in enumerate("ATCG")}

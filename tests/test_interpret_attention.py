@@ -10,10 +10,17 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from dnabert.cli import main
-from dnabert.interpret.attention import nucleotide_attention
 from dnabert.errors import DnabertError
-from dnabert.interpret.attribution import (KmerSums, attribution_batches, hypothetical_contributions, kmer_token_ids,
-                                         model_head, one_hot, path_gradients)
+from dnabert.interpret.attention import nucleotide_attention
+from dnabert.interpret.attribution import (
+    KmerSums,
+    attribution_batches,
+    hypothetical_contributions,
+    kmer_token_ids,
+    model_head,
+    one_hot,
+    path_gradients,
+)
 from dnabert.interpret.nucleotides import nucleotide_rows, spread_to_nucleotides
 from dnabert.interpret.report import Interval, genomic_intervals, write_scores
 from dnabert.models.checkpoints import save_hf_directory

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 
 import numpy as np
@@ -75,5 +74,6 @@ def test_five_kb_classification_end_to_end(five_kb_sets, tmp_path):
 
 def test_split_without_aggregation_is_a_clear_error(five_kb_sets, tmp_path):
     result = train_in_process(["task=classify", "model=tiny", "data.overflow=split",
-                               f"data.train={five_kb_sets}/train.tsv", f"paths.output_dir={tmp_path / 'run'}"], tmp_path)
+                               f"data.train={five_kb_sets}/train.tsv", f"paths.output_dir={tmp_path / 'run'}"],
+                              tmp_path)
     assert_user_error(result, "data.overflow=split", "task.chunk_aggregation")

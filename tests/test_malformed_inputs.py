@@ -30,8 +30,9 @@ from dnabert.config import composed as compose_config
 from dnabert.errors import report_errors
 from dnabert.genome import shards as shards_module
 from dnabert.genome.shards import prepare_genome
-from tests.conftest import assert_user_error, train as train_subprocess
 from dnabert.training import train
+from tests.conftest import assert_user_error
+from tests.conftest import train as train_subprocess
 
 K = 6
 BASES = random.Random(0)

@@ -13,8 +13,15 @@ from scipy.stats import hypergeom
 from dnabert.cli import build_parser
 from dnabert.errors import DnabertError
 from dnabert.interpret.jaspar import Matrix, jaspar_core_vertebrates, read_meme, tomtom_matches
-from dnabert.interpret.motifs import (MotifConfig, discover_motifs, enriched_motifs, high_attention_regions,
-                                      hypergeometric_pvalues, instance_windows, merge_motifs)
+from dnabert.interpret.motifs import (
+    MotifConfig,
+    discover_motifs,
+    enriched_motifs,
+    high_attention_regions,
+    hypergeometric_pvalues,
+    instance_windows,
+    merge_motifs,
+)
 from tests.conftest import ROOT, assert_user_error, data_file, dnabert_cli
 
 

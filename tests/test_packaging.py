@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 import sys
-import zipfile
 import sysconfig
+import zipfile
 from pathlib import Path
 
 from tests.conftest import ROOT, run

@@ -16,13 +16,14 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoConfig, BertForMaskedLM, BertForSequenceClassification
 
-from dnabert.config import composed as compose_config, register_resolvers
+from dnabert.config import composed as compose_config
+from dnabert.config import register_resolvers
 from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import save_hf_directory
 from dnabert.models.inference import load_classifier, predict
 from dnabert.models.parameter_efficient import lora
-from dnabert.training import data_and_module
 from dnabert.tokenization import batch_kmer_ids
+from dnabert.training import data_and_module
 from tests.conftest import data_file, train
 
 register_resolvers()
@@ -163,7 +164,7 @@ def test_gradient_checkpointing_trains_and_computes_the_same(tmp_path, splice):
         model.zero_grad(set_to_none=True)
         calls = []
         hook = model.get_base_model().bert.encoder.layer[0].attention.self.query.register_forward_hook(
-            lambda *_: calls.append(1))
+            lambda *_, calls=calls: calls.append(1))
         torch.manual_seed(0)  # the same dropout masks (recomputation restores the RNG state)
         loss = model(**batch).loss
         loss.backward()

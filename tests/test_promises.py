@@ -46,7 +46,7 @@ def test_readme_command_1_trains_and_writes_what_the_readme_lists(tmp_path):
     assert "Step 20/20" in console
     summary = result.stdout[result.stdout.index("dnabert: 20 steps in "):]
     for part in ("final validation: val/loss ", "val/accuracy ", "(most frequent k-mer: ", "(local k-mer statistics",
-                 f"best model (val/loss ", str(run_dir / "checkpoints" / "best.hf"), f"run directory: {run_dir}"):
+                 "best model (val/loss ", str(run_dir / "checkpoints" / "best.hf"), f"run directory: {run_dir}"):
         assert part in summary, part
     assert "pipeline_tag: fill-mask" in (run_dir / "checkpoints" / "best.hf" / "README.md").read_text()
     assert (run_dir / "csv").is_dir() and (run_dir / "config.yaml").is_file()
@@ -90,7 +90,8 @@ def test_sigkill_mid_pretraining_then_the_same_command_ends_as_an_uninterrupted_
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
     resumed = train(command, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = (load_file(tmp_path / name / "checkpoints" / "last.hf" / "model.safetensors") for name in ("straight", "run"))
+    a, b = (load_file(tmp_path / name / "checkpoints" / "last.hf" / "model.safetensors")
+            for name in ("straight", "run"))
     assert a.keys() == b.keys() and all(torch.allclose(a[key], b[key], atol=1e-6) for key in a)
     metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("straight", "run")]
     assert metrics[1]["val/loss"] == pytest.approx(metrics[0]["val/loss"], abs=1e-6)

@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from transformers.models.bert.modeling_bert import BertLayer
 
-from dnabert.config import composed as compose_config, register_resolvers
+from dnabert.config import composed as compose_config
+from dnabert.config import register_resolvers
 from tests.conftest import LAMBDA, ROOT, assert_user_error, data_file, run, train, train_in_process
 
 register_resolvers()

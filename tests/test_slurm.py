@@ -14,11 +14,9 @@ import time
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-
 from safetensors.torch import load_file
 
-from tests.conftest import (LAMBDA, ROOT, STEPS_PER_EPOCH, assert_same_result, assert_user_error, data_file, run,
-                            train)
+from tests.conftest import LAMBDA, ROOT, STEPS_PER_EPOCH, assert_same_result, assert_user_error, data_file, run, train
 from tests.slurm_cluster import SlurmCluster
 from tests.test_resume import hook
 

@@ -77,6 +77,7 @@ def test_ranks_see_disjoint_windows_that_add_up_to_the_single_process_batch(ecol
     single = list(StepSampler(dataset, 8, 10))
     assert set(ranks[0]).isdisjoint(ranks[1])
     for step in range(10):
-        assert sorted(ranks[0][step * 4 : step * 4 + 4] + ranks[1][step * 4 : step * 4 + 4]) == single[step * 8 : step * 8 + 8]
+        both = ranks[0][step * 4 : step * 4 + 4] + ranks[1][step * 4 : step * 4 + 4]
+        assert sorted(both) == single[step * 8 : step * 8 + 8]
     resumed = list(StepSampler(dataset, 4, 10, num_replicas=2, rank=1, position=lambda: 6))
     assert resumed == ranks[1][6 * 4 :]

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from dnabert.errors import DnabertError
-from dnabert.textfiles import open_text, text_head
 from dnabert.genome.readers import Contig, genome_format, read_genome
+from dnabert.textfiles import open_text, text_head
 from dnabert.tokenization import codes_to_text, nucleotide_codes
 
 

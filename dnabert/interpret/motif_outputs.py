@@ -11,8 +11,8 @@ import numpy as np
 from dnabert.atomic import build_directory, write_text_atomic
 from dnabert.data.labelled import LabelledRows
 from dnabert.errors import DnabertError
-from dnabert.interpret.jaspar import Match, Matrix, jaspar_core_vertebrates, meme_text, read_meme, tomtom_matches
 from dnabert.interpret.attribution import attribution_batches, modisco_inputs, save_modisco_inputs
+from dnabert.interpret.jaspar import Match, Matrix, jaspar_core_vertebrates, meme_text, read_meme, tomtom_matches
 from dnabert.interpret.modisco import ModiscoConfig, Pattern, require_modisco, run_modisco
 from dnabert.interpret.motifs import Motif, MotifConfig, Settings, discover_motifs
 from dnabert.interpret.plots import plt, save_figure

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from dnabert.errors import DnabertError
-from dnabert.textfiles import text_lines
 from dnabert.genome.shards import GenomeShards
 from dnabert.interpret.variants import SCORED, Variant, edited
+from dnabert.textfiles import text_lines
 from dnabert.tokenization import codes_to_text
 
 

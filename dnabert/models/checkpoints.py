@@ -17,8 +17,8 @@ from transformers import AutoConfig, BertConfig, PreTrainedModel
 
 from dnabert.atomic import build_directory
 from dnabert.errors import DnabertError, read_json
-from dnabert.models.model_card import write_model_card
 from dnabert.models import linear_probe, long_sequence  # noqa: F401  (register their models with the Auto classes)
+from dnabert.models.model_card import write_model_card
 from dnabert.tokenization import DNAKmerTokenizer, k_from_vocab_size
 
 RANDOM = "random"

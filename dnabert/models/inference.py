@@ -10,10 +10,10 @@ from transformers import BertForSequenceClassification
 
 from dnabert.errors import DnabertError
 from dnabert.models.checkpoints import ModelStart
+from dnabert.models.inputs import batches, encode_batch, to_numpy
 from dnabert.models.linear_probe import BertForProbeClassification, DNABertProbeConfig
 from dnabert.models.long_sequence import BertForLongSequenceClassification, DNABertLongConfig
 from dnabert.problems import output_values
-from dnabert.models.inputs import batches, encode_batch, to_numpy
 from dnabert.tokenization import reverse_complement_text
 
 CLASSIFIERS = ((DNABertLongConfig, BertForLongSequenceClassification), (DNABertProbeConfig, BertForProbeClassification))

@@ -12,7 +12,6 @@ import torch
 from tqdm.auto import tqdm
 
 from dnabert.errors import DnabertError
-
 from dnabert.models.long_sequence import DNABertLongConfig
 from dnabert.tokenization import EncodedBatch, batch_kmer_ids, nucleotides_read
 

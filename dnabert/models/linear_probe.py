@@ -26,9 +26,9 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from dnabert.data.finetuning import LabelledSplit
 from dnabert.errors import DnabertError
+from dnabert.models.inputs import batches, encode_batch
 from dnabert.models.metrics import task_metrics
 from dnabert.problems import metric_inputs
-from dnabert.models.inputs import batches, encode_batch
 from dnabert.tokenization import NUM_SPECIAL, UNK_ID
 
 PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)

@@ -7,13 +7,17 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric, Metric
-from transformers import BertConfig, BertForMaskedLM
+from transformers import BertForMaskedLM
 
 from dnabert.data.masking import IGNORE_INDEX, SpanMasking, hidden_nucleotides, nucleotides_of
 from dnabert.errors import DnabertError
-from dnabert.models.hidden_nucleotides import (HiddenNucleotideAccuracy, LocalBaseline, nucleotide_probabilities,
-                                               predicted_nucleotides)
 from dnabert.models.checkpoints import ModelStart
+from dnabert.models.hidden_nucleotides import (
+    HiddenNucleotideAccuracy,
+    LocalBaseline,
+    nucleotide_probabilities,
+    predicted_nucleotides,
+)
 from dnabert.models.module import DnabertModule
 from dnabert.tokenization import vocab_size
 

@@ -44,8 +44,8 @@ def build_model(directory: Path) -> Path:
     from omegaconf import OmegaConf
     from transformers import BertConfig, BertForSequenceClassification
 
-    from dnabert.models.checkpoints import save_hf_directory
     from dnabert.config import CONF_DIR
+    from dnabert.models.checkpoints import save_hf_directory
     from dnabert.tokenization import vocab_size
 
     base, tiny = (OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml") for name in ("bert_base", "tiny"))

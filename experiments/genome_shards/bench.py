@@ -250,7 +250,8 @@ def table(genomes: list[dict], windows: int, batches: int, batch_size: int) -> s
             prep_rss = f"{p['peak_added_mb']:.0f} MB"
         else:
             prep = prep_rss = "(same shards)"
-        rows.append(f"| {g['name']} | {s['total_length'] / 1e6:,.1f} Mbp, {s['contigs']} contig(s) | {prep} | {prep_rss} | ")
+        rows.append(f"| {g['name']} | {s['total_length'] / 1e6:,.1f} Mbp, {s['contigs']} contig(s) | {prep} | "
+                    f"{prep_rss} | ")
         rows[-1] += (
             f"{s['open_seconds'] * 1e3:.1f} ms | {s['setup_seconds'] * 1e3:.1f} ms | "
             f"{s['rss']['baseline']['VmRSS']:.0f} MB | {s['added']['opened']['VmRSS']:.1f} MB | "
@@ -313,7 +314,7 @@ def main() -> None:
     small_shards = work / f"{args.small.name}.shards"
     sample_args = [str(work / "cache"), str(args.windows), str(args.batches), str(args.batch_size)]
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "genomes": []}
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     results["machine"] = f"{os.cpu_count()} vCPU {cpu}, Python {sys.version.split()[0]}, numpy {np.__version__}"
     print(f"# {results['machine']}", flush=True)
 

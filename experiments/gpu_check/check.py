@@ -197,7 +197,8 @@ def main() -> None:
     rows += [tuned, *prediction(work, model, args.dry_run), fsdp(work, args.dry_run),
              deepspeed(work, args.dry_run)]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = [f"# GPU check: {device}", "", f"torch {torch.__version__}; {when}; total {time.perf_counter() - started:.0f} s",
+    total = time.perf_counter() - started
+    lines = [f"# GPU check: {device}", "", f"torch {torch.__version__}; {when}; total {total:.0f} s",
              "", "| step | result | seconds |", "|---|---|---:|",
              *(f"| {name} | {result} | {seconds:.0f} |" for name, result, seconds in rows)]
     text = "\n".join(lines) + "\n"

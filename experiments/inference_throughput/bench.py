@@ -45,10 +45,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "throughput"))
-from bench import N_CPUS, cpu_name, native_bf16, spread, synchronize  # noqa: E402  (sets the thread variables)
-
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from bench import N_CPUS, cpu_name, native_bf16, spread, synchronize  # noqa: E402  (sets the thread variables)
 from transformers import BertForSequenceClassification  # noqa: E402
 from transformers.utils.logging import disable_progress_bar  # noqa: E402
 
@@ -175,7 +174,7 @@ def main() -> None:
 
     calls = {(name, row.name): runner(model, row, sequences, args.batch_size)
              for name, sequences in inputs.items() for row in ROWS}
-    for name, sequences in inputs.items():
+    for sequences in inputs.values():
         for row in ROWS:
             runner(model, row, sequences[: args.batch_size], args.batch_size)()
     rounds, outputs = [], {}

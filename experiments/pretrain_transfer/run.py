@@ -230,10 +230,10 @@ def four_mer_probe(task: str, seed: int) -> dict:
     """Validation and test metrics of the same LinearProbe on normalised 4-mer counts, on train.py's split."""
     import torch
 
+    from dnabert.baselines import kmer_counts
     from dnabert.models.linear_probe import LinearProbe
     from dnabert.models.metrics import task_metrics
     from dnabert.problems import metric_inputs
-    from dnabert.baselines import kmer_counts
 
     data = probe_data(task, seed)
     classes = data.label_info.num_labels
@@ -270,13 +270,13 @@ def probes() -> dict:
         first = [(name, init, layers) for name, init in inits().items() for layers in STUDY["probe"]["layers"]]
         done = in_parallel([probe_job(task, name, init, layers, SEEDS[0]) for name, init, layers in first])
         chosen = {}
-        for (name, init, layers), result in zip(first, done):
+        for (name, _, layers), result in zip(first, done):
             results.setdefault(task, {}).setdefault(name, {})[f"seed1 layers {layers}"] = result
             if name not in chosen or result["val"]["val/auroc"] > chosen[name][1]:
                 chosen[name] = (layers, result["val"]["val/auroc"])
         rest = [(name, init, chosen[name][0], seed) for name, init in inits().items() for seed in SEEDS[1:]]
         later = in_parallel([probe_job(task, *item) for item in rest])
-        for name, init in inits().items():
+        for name in inits():
             layers = chosen[name][0]
             runs = [results[task][name][f"seed1 layers {layers}"]]
             runs += [result for item, result in zip(rest, later) if item[0] == name]

@@ -9,9 +9,10 @@ Every scan is the real command (`dnabert scan`, a fresh process each, bigWig + b
 prepared shard directory, so genome preparation (from scratch) is timed apart; peak memory is the process's maximum
 resident set (VmHWM of /proc/self/status as it ends). The model is `model=tiny`'s architecture as a 2-class
 classifier with seeded random weights (speed and memory do not depend on their values). E. coli K-12
-(../shared/data) is scanned densely at the model's whole window and half-window stride (the defaults); the generated genomes (random A/C/G/T with N runs, the
-genome_shards benchmark's, in contigs of at most 100 Mbp) are scanned with a stride that keeps the number of
-windows the same at every size, so the memory column shows what grows with the genome and nothing else. Writes
+(../shared/data) is scanned densely at the model's whole window and half-window stride (the defaults); the generated
+genomes (random A/C/G/T with N runs, the genome_shards benchmark's, in contigs of at most 100 Mbp) are scanned with
+a stride that keeps the number of windows the same at every size, so the memory column shows what grows with the
+genome and nothing else. Writes
 record/cpu.{md,json} (committed: the README's figures come from them).
 """
 

@@ -44,9 +44,10 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from dnabert.atomic import write_text_atomic  # noqa: E402
-from dnabert.config import composed as compose_config, register_resolvers  # noqa: E402
-from dnabert.data.masking import IGNORE_INDEX  # noqa: E402
 from dnabert.callbacks import matmul_peak  # noqa: E402
+from dnabert.config import composed as compose_config  # noqa: E402
+from dnabert.config import register_resolvers  # noqa: E402
+from dnabert.data.masking import IGNORE_INDEX  # noqa: E402
 from dnabert.models.module import matmul_flops  # noqa: E402
 from dnabert.models.pretraining import MaskedKmerModule  # noqa: E402
 from dnabert.provenance import checkout_relative  # noqa: E402

@@ -104,7 +104,7 @@ def paired_rates(slow_fn: Callable[[list[str]], list], seqs: list[str], chunk: i
     fast_fn()  # warm-up: the first call pays page faults for its fresh arrays
     for i in range(0, len(seqs), chunk):
         part = seqs[i : i + chunk]
-        seconds, out = timed(lambda: slow_fn(part))
+        seconds, out = timed(lambda part=part: slow_fn(part))
         total += seconds
         outputs.extend(out)
         slow_rates.append(sum(map(len, part)) / seconds)

@@ -84,7 +84,8 @@ def labelled() -> None:
 
 def overlapping_promoters() -> None:
     """600 rows of the fly promoter training split in file order: 300 from groups of windows that share 50 nt on
-    either strand (nearby TSSs; whole groups, up to 300 rows), and the first 300 rows that share 50 nt with no other row."""
+    either strand (nearby TSSs; whole groups, up to 300 rows), and the first 300 rows that share 50 nt with no other
+    row."""
     import sys
 
     sys.path.insert(0, str(HERE.parents[1]))
@@ -142,7 +143,8 @@ def original_configs() -> None:
         folder = SHARED / f"reference/dnabert-original-config/bert-config-{k}"
         configs[k] = {name: json.loads((folder / f"{name}.json").read_text())
                       for name in ("config", "tokenizer_config", "special_tokens_map")}
-        configs[k]["vocab_sha256"] = hashlib.sha256("\n".join((folder / "vocab.txt").read_text().splitlines()).encode()).hexdigest()
+        vocab = "\n".join((folder / "vocab.txt").read_text().splitlines())
+        configs[k]["vocab_sha256"] = hashlib.sha256(vocab.encode()).hexdigest()
     (HERE / "dnabert_original_configs.json").write_text(json.dumps(configs, indent=1) + "\n")
 
 
