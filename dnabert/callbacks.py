@@ -291,7 +291,8 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int | None = Non
     """Measured matmul FLOP/s in `dtype` on `device`: the fastest of 5 timings of `repeats` square products (1024 on a
     CPU, 8192 on a GPU), after one untimed (a peak: the least disturbed timing)."""
     size = size or (8192 if device.type == "cuda" else 1024)
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    generator = torch.Generator(device).manual_seed(0)  # its own: a run's random stream stays as it was
+    a, b = (torch.randn(size, size, device=device, dtype=dtype, generator=generator) for _ in range(2))
 
     def timed() -> float:
         start = time.perf_counter()

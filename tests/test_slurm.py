@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
 import torch
@@ -182,7 +183,7 @@ def test_a_two_rank_run_forms_inside_one_slurm_job_and_equals_the_same_run_start
     assert a.keys() == b.keys() and all(torch.allclose(a[key], b[key], atol=1e-6) for key in a)
 
 
-def test_a_two_node_job_of_four_gpus_each_is_submitted_as_eight_ranks(tmp_path, monkeypatch):
+def test_a_two_node_job_of_four_gpus_each_is_submitted_as_eight_ranks(tmp_path):
     """What `trainer=ddp trainer.devices=4 trainer.num_nodes=2` submits (an sbatch on the PATH that keeps the script
     and refuses it, so no cluster is needed): 2 nodes, 4 tasks and 4 GPUs per node, one srun over all 8 tasks; and
     what Lightning makes of one of those tasks' SLURM environment: rank, world size, master address from the node
@@ -205,18 +206,21 @@ def test_a_two_node_job_of_four_gpus_each_is_submitted_as_eight_ranks(tmp_path, 
         assert line in script, script
     assert "srun " in script and "submitit.core._submit" in script
 
-    for key, value in {"SLURM_NODELIST": "gpu[07-08]", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_NTASKS": "8",
-                       "SLURM_NTASKS_PER_NODE": "4", "SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NODEID": "1",
-                       "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train"}.items():  # task 5 of the job
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("MASTER_PORT", raising=False)
-    monkeypatch.delenv("MASTER_ADDR", raising=False)
-    trainer = L.Trainer(accelerator="cpu", devices=4, num_nodes=2, strategy="ddp", logger=False)
-    environment = trainer.strategy.cluster_environment
-    assert isinstance(environment, SLURMEnvironment)
-    assert (environment.global_rank(), environment.local_rank(), environment.node_rank()) == (5, 1, 1)
-    assert environment.world_size() == 8 and environment.main_address == "gpu07"
-    assert environment.main_port == 15000 + 4242  # the job id's last 4 digits: every task of the job agrees
+    task = {"SLURM_NODELIST": "gpu[07-08]", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_NTASKS": "8",
+            "SLURM_NTASKS_PER_NODE": "4", "SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NODEID": "1",
+            "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train"}  # task 5 of the job
+    # the environment as it was afterwards, MASTER_ADDR and MASTER_PORT (which Lightning sets) included: a later
+    # test's DDP run would look for gpu07
+    with mock.patch.dict(os.environ, task):
+        for key in ("MASTER_ADDR", "MASTER_PORT"):
+            os.environ.pop(key, None)
+        environment = L.Trainer(accelerator="cpu", devices=4, num_nodes=2, strategy="ddp",
+                                logger=False).strategy.cluster_environment
+        assert isinstance(environment, SLURMEnvironment)
+        assert (environment.global_rank(), environment.local_rank(), environment.node_rank()) == (5, 1, 1)
+        assert environment.world_size() == 8 and environment.main_address == "gpu07"
+        assert environment.main_port == 15000 + 4242  # the job id's last 4 digits: every task of the job agrees
+    assert "MASTER_ADDR" not in os.environ or os.environ["MASTER_ADDR"] != "gpu07"
 
 
 def test_a_two_rank_job_signalled_before_its_time_limit_resumes_on_both_ranks_as_an_uninterrupted_run(

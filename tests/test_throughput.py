@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.fabric.utilities.throughput import measure_flops
+from safetensors.torch import load_file
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
 from dnabert.models.module import DnabertModule
@@ -73,3 +74,10 @@ def test_a_run_logs_real_tokens_per_second_and_mfu_at_every_logging_step(tmp_pat
     last = max(lengths)
     if kind == "pretraining":  # DNABERT's windows: half at random lengths, so a batch pads most rows
         assert lengths[last] / seen[last] < 512 - 10
+    else:  # watching changes nothing: the same run without the monitor ends with the same weights
+        unwatched = train(["model=tiny", "logger=csv", "trainer.max_steps=24", "trainer.log_every_n_steps=4",
+                           "trainer.val_check_interval=12", "trainer.max_epochs=-1", *task, "callbacks.throughput=null",
+                           f"paths.output_dir={tmp_path / 'unwatched'}"], tmp_path)
+        assert unwatched.returncode == 0, unwatched.stderr[-3000:]
+        a, b = (load_file(d / "checkpoints" / "last.hf" / "model.safetensors") for d in (run, tmp_path / "unwatched"))
+        assert all(torch.equal(a[key], b[key]) for key in a)
