@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -121,33 +122,60 @@ def test_multirun_of_two_learning_rates_writes_both_results(tmp_path):
         assert set(provenance["data_sha256"]) == {"train", "test"} and len(provenance["git"]) == 2
 
 
-def test_two_process_ddp_scores_every_validation_and_test_row_once(tmp_path):
-    """Splits of odd size (99 validation, 101 test rows) under 2-rank DDP: the run's validation and test metrics equal
-    `dnabert evaluate` of its best model on the same rows in one process (no padded repeats)."""
+def odd_splits(folder: Path) -> dict[str, Path]:
+    """160 training, 99 validation and 101 test rows of the splice fixture: sizes no two ranks divide evenly."""
     header, *rows = data_file("splice_primate_train.tsv").read_text().splitlines()
     files = {}
     for split, part in (("train", rows[:160]), ("val", rows[160:259]), ("test", rows[259:360])):
-        files[split] = tmp_path / f"{split}.tsv"
+        files[split] = folder / f"{split}.tsv"
         files[split].write_text("\n".join([header, *part]) + "\n")
-    out = tmp_path / "ddp"
-    result = train(["task=classify", "model=tiny", "data.max_tokens=64", "data.batch_size=16", "trainer.max_epochs=1",
-                    "callbacks.schedule=null", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
-                    "logger=csv", *(f"data.{split}={path}" for split, path in files.items()),
-                    f"paths.output_dir={out}"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    best = out / "checkpoints" / "best.hf"
+    return files
+
+
+def assert_scores_equal_one_process(run_dir: Path, files: dict[str, Path], cwd: Path) -> None:
+    """A run's validation and test metrics equal `dnabert evaluate` of its best model on the same rows, to 1e-6."""
     for split in ("val", "test"):
-        scores = json.loads((out / f"{split}_metrics.json").read_text())
-        evaluated = tmp_path / f"{split}_evaluated.json"
-        one_process = run([sys.executable, "-m", "dnabert.cli", "evaluate", str(best), "--input", str(files[split]),
-                           "--out", str(evaluated), "--quiet"], tmp_path)
+        scores = json.loads((run_dir / f"{split}_metrics.json").read_text())
+        evaluated = cwd / f"{split}_evaluated.json"
+        one_process = run([sys.executable, "-m", "dnabert.cli", "evaluate", str(run_dir / "checkpoints" / "best.hf"),
+                           "--input", str(files[split]), "--out", str(evaluated), "--quiet"], cwd)
         assert one_process.returncode == 0, one_process.stderr[-2000:]
         reference = {name.split("/", 1)[1]: value for name, value in json.loads(evaluated.read_text()).items()}
         assert {name.split("/", 1)[1] for name in scores} == set(reference)
         for name, value in scores.items():
             assert value == pytest.approx(reference[name.split("/", 1)[1]], abs=1e-6), (split, name)
+
+
+def test_two_process_ddp_scores_every_validation_and_test_row_once(tmp_path):
+    """Splits of odd size (99 validation, 101 test rows) under 2-rank DDP: the run's validation and test metrics equal
+    `dnabert evaluate` of its best model on the same rows in one process (no padded repeats), and the checkpoint it
+    chose is the one that one process, scoring every epoch's weights on the same rows, would choose."""
+    files = odd_splits(tmp_path)
+    out = tmp_path / "ddp"
+    every_epoch = ("+callbacks.epochs={_target_:dnabert.callbacks.HFModelCheckpoint,"
+                   "dirpath:'${paths.output_dir}/epochs',filename:'epoch{epoch}',save_top_k:-1,every_n_epochs:1,"
+                   "auto_insert_metric_name:false}")
+    result = train(["task=classify", "model=tiny", "data.max_tokens=64", "data.batch_size=16", "trainer.max_epochs=3",
+                    "callbacks.schedule=null", "callbacks.early_stopping=null", "task.optimizer.lr=2e-3", "trainer=ddp",
+                    "trainer.devices=2", "trainer.accelerator=cpu", "logger=csv", every_epoch,
+                    *(f"data.{split}={path}" for split, path in files.items()), f"paths.output_dir={out}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = out / "checkpoints" / "best.hf"
+    assert_scores_equal_one_process(out, files, tmp_path)
     accuracy = json.loads((out / "test_metrics.json").read_text())["test/accuracy"]
     assert round(accuracy * 101) == pytest.approx(accuracy * 101, abs=1e-4)  # a count of 101 rows, not of 102
+    scores = {}
+    for epoch in sorted((out / "epochs").glob("epoch*.hf")):
+        scored = tmp_path / f"{epoch.stem}.json"
+        evaluated = run([sys.executable, "-m", "dnabert.cli", "evaluate", str(epoch), "--input", str(files["val"]),
+                         "--out", str(scored), "--quiet"], tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        values = {name.split("/", 1)[1]: value for name, value in json.loads(scored.read_text()).items()}
+        scores[epoch] = (values["auroc"], -values["loss"])  # the preset's choice: AUROC, ties by loss
+    assert len(scores) == 3
+    chosen = max(scores, key=scores.get)
+    best_weights, chosen_weights = (load_file(d / "model.safetensors") for d in (best, chosen))
+    assert all(torch.equal(best_weights[key], chosen_weights[key]) for key in best_weights)
 
 
 def test_two_process_ddp_pretraining_validates_every_window_once(tmp_path):

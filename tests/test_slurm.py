@@ -164,8 +164,13 @@ def test_a_multi_rank_job_that_cannot_form_is_one_line_and_never_submitted(clust
 def test_a_two_rank_run_forms_inside_one_slurm_job_and_equals_the_same_run_started_locally(cluster, tmp_path, kind):
     """`trainer=ddp trainer.devices=2` through the SLURM launcher: one job of 2 tasks, whose ranks, world size and
     master address Lightning takes from SLURM (gloo on this CPU node); its weights equal the same 2-rank run started
-    without SLURM to 1e-6."""
-    task = splice_run() if kind == "fine-tuning" else [
+    without SLURM to 1e-6; fine-tuning on splits of odd size, its validation and test metrics equal one process."""
+    from tests.test_scale import assert_scores_equal_one_process, odd_splits
+
+    files = odd_splits(tmp_path)
+    task = ["task=classify", "model=tiny", "data.max_tokens=64", "data.batch_size=16", "trainer.max_epochs=1",
+            "callbacks.schedule=null", "logger=csv", *(f"data.{split}={path}" for split, path in files.items())
+            ] if kind == "fine-tuning" else [
         "model=tiny", "data.max_tokens=64", "data.batch_size=4", f"data.genome={LAMBDA}", "trainer.max_steps=4",
         "trainer.val_check_interval=4", "data.val_windows=9", "logger=csv"]
     ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "threads=1"]
@@ -181,6 +186,8 @@ def test_a_two_rank_run_forms_inside_one_slurm_job_and_equals_the_same_run_start
     assert started.returncode == 0, started.stderr[-3000:]
     a, b = (load_file(run_dir / "checkpoints" / "last.hf" / "model.safetensors") for run_dir in (sweep / "0", local))
     assert a.keys() == b.keys() and all(torch.allclose(a[key], b[key], atol=1e-6) for key in a)
+    if kind == "fine-tuning":
+        assert_scores_equal_one_process(sweep / "0", files, tmp_path)
 
 
 def test_a_two_node_job_of_four_gpus_each_is_submitted_as_eight_ranks(tmp_path):
