@@ -234,12 +234,15 @@ def test_a_two_rank_job_signalled_before_its_time_limit_resumes_on_both_ranks_as
         cluster, tmp_path, splice_files):
     """A 2-task DDP job pre-empted (`scancel --signal=USR2`) mid-epoch: both ranks stop at the same step, rank 0
     writes one last.ckpt there, submitit requeues, and the resumed job ends with the weights of the same 2-rank run
-    uninterrupted (started locally), to 1e-6."""
+    uninterrupted (started locally), to 1e-6; its wandb run (offline) keeps one id across the requeue."""
+    from dnabert.config import run_id
+    from tests.test_wandb import wandb_records
+
     stopped_at = 9
     signal_hook = [item.replace("tests.test_resume.", "tests.test_slurm.")
                    for item in hook("requeue", RequeueSignalAt, step=stopped_at)]
     run_config = ["task=classify", "model=tiny", "data.max_tokens=64", "data.batch_size=8", "trainer.max_epochs=2",
-                  "callbacks.schedule=null", "task.optimizer.lr=1e-3", "logger=csv", "threads=1",
+                  "callbacks.schedule=null", "task.optimizer.lr=1e-3", "logger=[csv,wandb]", "threads=1",
                   f"data.train={splice_files / 'train.tsv'}", f"data.test={splice_files / 'test.tsv'}",
                   "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
     sweep = tmp_path / "sweep"
@@ -250,6 +253,10 @@ def test_a_two_rank_job_signalled_before_its_time_limit_resumes_on_both_ranks_as
     first = {path.name.split("_")[1]: path.read_text() for path in job.glob("*_log.err")}
     assert f"dnabert: stopped by SIGTERM at step {stopped_at}" in first["0"], first["0"][-3000:]
     assert "Restarts=1" in cluster.run("scontrol", "show", "job", job.name).stdout
+    logs = sorted((sweep / "0").glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(logs) == 2  # rank 0's wandb before and after the requeue: one run
+    runs = [record.run for log in logs for record in wandb_records(log) if record.WhichOneof("record_type") == "run"]
+    assert {run.run_id for run in runs} == {run_id(str((sweep / "0").absolute()))}
     straight = tmp_path / "straight"
     started = train([*run_config, f"paths.output_dir={straight}"], tmp_path)
     assert started.returncode == 0, started.stderr[-3000:]

@@ -60,6 +60,7 @@ def test_a_resumed_run_keeps_one_wandb_id_and_has_every_steps_metrics(tmp_path):
     assert train_steps == set(range(steps))  # every step logged once across both processes
     val_steps = sorted(int(row["trainer/global_step"]) for row in logged if "val/loss" in row)
     assert val_steps == [3, 7]
+    assert any("train/device/items_per_sec" in row and "train/device/mfu" in row for row in logged)  # the monitor's
 
 
 def test_wandb_is_offline_only_when_the_user_has_not_chosen(monkeypatch, tmp_path):
