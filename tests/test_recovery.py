@@ -110,16 +110,16 @@ def test_the_motif_recovery_study_plants_trains_discovers_and_reports_per_backgr
                  "data.train_rows.negatives=120", "data.test_rows.per_motif=30", "data.test_rows.negatives=60",
                  "trainer.max_epochs=1", "callbacks.schedule=null", "model.k=3",
                  "callbacks.motif_recovery.methods=[attention]", f"paths.cache_dir={tmp_path / 'cache'}",
-                 "seed=1,2", f"hydra.sweep.dir={tmp_path / 'runs'}"]
+                 "seed=1", f"hydra.sweep.dir={tmp_path / 'runs'}"]
     result = sweep(study, *overrides)
-    assert result.returncode == 0 and "4 to run" in result.stdout, result.stderr[-3000:]
+    assert result.returncode == 0 and "2 to run" in result.stdout, result.stderr[-3000:]
     again = sweep(study, *overrides)
-    assert again.returncode == 0 and "4 finished as declared (reused), 0 to run" in again.stdout, again.stderr[-2000:]
+    assert again.returncode == 0 and "2 finished as declared (reused), 0 to run" in again.stdout, again.stderr[-2000:]
 
-    planted = tmp_path / "runs" / "s_aureus-seed2" / "data"
+    planted = tmp_path / "runs" / "s_aureus-seed1" / "data"
     matrices = planted_matrices(jaspar, ["MA0139.2", "MA0080.7"])
     shards = open_genome(genomes["s_aureus"], tmp_path / "cache", progress=False)
-    expected = planted_rows(shards, {i: m.probabilities for i, m in matrices.items()}, 30, 60, 80, 2001,
+    expected = planted_rows(shards, {i: m.probabilities for i, m in matrices.items()}, 30, 60, 80, 1001,
                             part=(0.8, 1.0))
     assert (planted / "test.tsv").read_text() == "\n".join(planted_lines(expected)) + "\n"
     test = {r["sequence"] for r in csv.DictReader((planted / "test.tsv").read_text().splitlines(), delimiter="\t")}
@@ -133,7 +133,7 @@ def test_the_motif_recovery_study_plants_trains_discovers_and_reports_per_backgr
     width = matrices["MA0080.7"].probabilities.shape[1]
     assert record["motif_recovery"]["matrices"]["MA0080.7"] == pytest.approx(
         {"tf": "Spi1", "width": width, "gc": matrices["MA0080.7"].probabilities[1:3].sum(0).mean()})
-    assert len(record["runs"]) == 4
+    assert len(record["runs"]) == 2
     for run in record["runs"]:
         recovered = run["motif_recovery"]
         assert recovered["test_metrics"] == run["test"]
