@@ -316,15 +316,19 @@ class Throughput(ThroughputMonitor):
     def __init__(self, window_size: int = 10):
         super().__init__(batch_size_fn=lambda batch: len(batch["input_ids"]),
                          length_fn=lambda batch: int(batch["attention_mask"].sum()), window_size=max(window_size, 2))
+        self.measured_peak: float | None = None
+        """The matmul peak measured at the first stage (fit), kept for the validation and test that follow."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if self.available_flops is None:
-            device, dtype = trainer.strategy.root_device, _plugin_to_compute_dtype(trainer.precision_plugin)
-            self.available_flops = matmul_peak(device, dtype)
+            if self.measured_peak is None:
+                device, dtype = trainer.strategy.root_device, _plugin_to_compute_dtype(trainer.precision_plugin)
+                self.measured_peak = matmul_peak(device, dtype)
+                rank_zero_info(f"MFU is against a {dtype} matmul measured here: {self.measured_peak / 1e9:,.1f} "
+                               f"GFLOP/s on {device.type} ({torch.get_num_threads()} threads)")
+                for logger in trainer.loggers:
+                    logger.log_metrics({"device/peak_flops": self.measured_peak}, step=0)
+            self.available_flops = self.measured_peak
             for throughput in self._throughputs.values():
-                throughput.available_flops = self.available_flops
-            rank_zero_info(f"MFU is against a {dtype} matmul measured here: {self.available_flops / 1e9:,.1f} GFLOP/s "
-                           f"on {device.type} ({torch.get_num_threads()} threads)")
-            for logger in trainer.loggers:
-                logger.log_metrics({"device/peak_flops": self.available_flops}, step=0)
+                throughput.available_flops = self.measured_peak

@@ -399,11 +399,15 @@ def report(folder: Path, overrides: list[str] | None = None, out: Path | None = 
     chosen = max(study.arms, key=lambda arm: np.mean([r["val"][study.select] for r in records if r["arm"] == arm])
                  ) if study.choose else None
     # every distinct split the runs trained and tested on (one per fold; one per run where each plants its own)
-    splits = [labelled_splits(config) for config in
-              {(run.config["data"]["train"], run.config["data"].get("test"), run.fold): run.config
-               for run in study.runs}.values()]
-    tests = [labelled_splits(next(run for run in study.runs if run.fold == fold).config)[1]
-             for fold in study.folds] if study.ensembles else []
+    def split_of(run: StudyRun) -> tuple:
+        return run.config["data"]["train"], run.config["data"].get("test"), run.fold
+
+    read: dict[tuple, tuple[LabelledRows, LabelledRows]] = {}
+    for run in study.runs:  # each distinct split read once: baselines, repeated rows and ensembles share it
+        if split_of(run) not in read:
+            read[split_of(run)] = labelled_splits(run.config)
+    splits = list(read.values())
+    tests = [read[split_of(next(run for run in study.runs if run.fold == fold))][1] for fold in study.folds]
     ensembles = {arm: ensemble_metrics(study, arm, size, tests)
                  for arm, size in study.ensembles.items() if arm in study.arms}
     baselines: dict[str, list[dict]] = {}

@@ -3,6 +3,7 @@ matmul FLOPs of each batch (for Lightning's ThroughputMonitor)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import lightning as L
@@ -41,10 +42,10 @@ class DnabertModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
 
-    def count_flops(self, attention_mask: torch.Tensor, head_positions: int) -> None:
-        """`flops_per_batch` of this batch (`matmul_flops`; the backward pass counted in training): the model's
-        encoder, and its head (every weight outside encoder and embeddings; a decoder tied to the word embeddings
-        counted) at `head_positions`."""
+    @functools.cached_property
+    def matmul_weights(self) -> tuple[int, int]:
+        """Weights of the model's encoder and of its head (every weight outside encoder and embeddings; a decoder
+        tied to the word embeddings counted), counted once: the model's shape does not change while it trains."""
         parts = {name + ".": module for name, module in self.model.named_modules()
                  if isinstance(module, (BertEncoder, BertEmbeddings))}
         counts = {"encoder": 0, "head": 0}
@@ -52,8 +53,13 @@ class DnabertModule(L.LightningModule):
             part = next((module for prefix, module in parts.items() if name.startswith(prefix)), None)
             if not isinstance(part, BertEmbeddings):
                 counts["encoder" if part is not None else "head"] += weight.numel()
-        self.flops_per_batch = matmul_flops(counts["encoder"], counts["head"], self.config, attention_mask.sum(1),
-                                            head_positions, backward=self.training)
+        return counts["encoder"], counts["head"]
+
+    def count_flops(self, attention_mask: torch.Tensor, head_positions: int) -> None:
+        """`flops_per_batch` of this batch (`matmul_flops` of `matmul_weights` at `head_positions`; the backward pass
+        counted in training)."""
+        self.flops_per_batch = matmul_flops(*self.matmul_weights, self.config, attention_mask.sum(1), head_positions,
+                                            backward=self.training)
 
     def configure_optimizers(self) -> dict:
         return configure_optimization(self, self.model, self.optimizer_factory, self.scheduler_factory)
